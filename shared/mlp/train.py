@@ -1,0 +1,316 @@
+"""Mini-batch SGD for :class:`~shared.mlp.network.Network`, plus the gradient it follows.
+
+The loop is the seed's (shuffle each epoch, batches of ``batch_size``, plain SGD, full
+training-set accuracy after every epoch), rearranged to do no per-batch allocation:
+
+* one set of buffers per run (:class:`_Workspace`): activations, deltas and gradients for a
+  full batch; a short last batch uses leading-row views of them;
+* the batch is gathered with ``np.take(..., out=)`` through the epoch's permutation instead
+  of materialising a shuffled copy of the training set (which would add ~190 MB for 60k);
+* matrix products write into those buffers (``np.matmul(..., out=)``), activations and their
+  derivatives run in place, one-hot targets are never built;
+* the learning rate is folded into the output delta, so the backward pass already produces
+  ``lr * gradient`` and the update is one in-place subtraction per array.
+
+Randomness comes only from the ``rng`` passed in: one permutation per epoch. Its state after
+epoch k is what :class:`TrainState` records, so resuming from it replays the same batches.
+
+BLAS threads are left as the process has configured them (the worker sets them with
+threadpoolctl). On the 2-core benchmark machine, 2 threads make an epoch of the seed's
+784-128-64-10 net about 1.5x faster than 1 thread (see ``bench/core.py --threads``).
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from shared.exceptions import InvalidInput, TrainingCancelled, TrainingDiverged
+from shared.mlp.activations import ACTIVATIONS, hidden_backward
+from shared.mlp.losses import loss_value, output_delta
+from shared.mlp.network import Network
+
+logger = logging.getLogger(__name__)
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
+@dataclass
+class EpochStats:
+    """What happened in one epoch (``epoch`` is 1-based)."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of the fields."""
+        return asdict(self)
+
+
+@dataclass
+class TrainState:
+    """Everything needed to resume: the network after ``epoch`` completed epochs and the
+    generator state to continue from (JSON-serialisable ``bit_generator.state``)."""
+
+    network: Network
+    epoch: int
+    rng_state: dict[str, Any]
+
+    def rng(self) -> np.random.Generator:
+        """A new Generator positioned exactly where training left off."""
+        return restore_rng(self.rng_state)
+
+
+def rng_state_of(rng: np.random.Generator) -> dict[str, Any]:
+    """``rng.bit_generator.state`` as plain JSON types (arrays become lists)."""
+    return _jsonable(rng.bit_generator.state)
+
+
+def restore_rng(state: dict[str, Any]) -> np.random.Generator:
+    """A Generator set to ``state`` (from :func:`rng_state_of`); bad states -> InvalidInput."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise InvalidInput(f"unsupported random generator state {name!r}.")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise InvalidInput(f"the {name} generator state is malformed: {exc}.") from exc
+    return np.random.Generator(bit_generator)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _Workspace:
+    """Preallocated buffers for forward and backward passes of up to ``batch_size`` rows."""
+
+    def __init__(self, network: Network, batch_size: int) -> None:
+        arch = network.arch
+        dtype = network.dtype
+        self.network = network
+        self.acts = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
+        self.deltas = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
+        self.scratch = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:-1]]
+        self.grad_w = [np.empty_like(w) for w in network.weights]
+        self.grad_b = [np.empty_like(b) for b in network.biases]
+        self.rows = np.arange(batch_size)
+        self._hidden = ACTIVATIONS[arch.hidden_activation]
+        self._output = ACTIVATIONS[arch.output_activation]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Output activations (m, 10), a view into the workspace, for ``x`` (m, 784)."""
+        net = self.network
+        m = x.shape[0]
+        last = len(net.weights) - 1
+        a = x
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            z = self.acts[i][:m]
+            np.matmul(a, w, out=z)
+            z += b
+            (self._output if i == last else self._hidden)(z, z)
+            a = z
+        return a
+
+    def backward(self, x: np.ndarray, y: np.ndarray, scale: float) -> None:
+        """Fill ``grad_w``/``grad_b`` with ``scale`` * dL/dparams after :meth:`forward` on ``x``.
+
+        ``x`` (m, 784), ``y`` (m,) integer labels.
+        """
+        net = self.network
+        arch = net.arch
+        m = x.shape[0]
+        last = len(net.weights) - 1
+        delta = self.deltas[last][:m]
+        output_delta(
+            arch.output_activation,
+            arch.loss,
+            self.acts[last][:m],
+            y,
+            self.rows[:m],
+            scale,
+            delta,
+        )
+        for i in range(last, -1, -1):
+            a_prev = x if i == 0 else self.acts[i - 1][:m]
+            np.matmul(a_prev.T, delta, out=self.grad_w[i])
+            np.sum(delta, axis=0, out=self.grad_b[i])
+            if i > 0:
+                prev = self.deltas[i - 1][:m]
+                np.matmul(delta, net.weights[i].T, out=prev)
+                hidden_backward(arch.hidden_activation, a_prev, prev, self.scratch[i - 1][:m])
+                delta = prev
+
+    def step(self) -> None:
+        """Apply the (already learning-rate-scaled) gradients in place."""
+        net = self.network
+        for w, gw, b, gb in zip(net.weights, self.grad_w, net.biases, self.grad_b, strict=True):
+            w -= gw
+            b -= gb
+
+
+def compute_loss(network: Network, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean loss of ``network`` on ``x`` (n, 784) with labels ``y`` (n,), in one batch."""
+    ws = _Workspace(network, x.shape[0])
+    p = ws.forward(x.astype(network.dtype, copy=False))
+    return loss_value(network.arch.loss, p, np.asarray(y, dtype=np.intp))
+
+
+def loss_and_gradients(
+    network: Network, x: np.ndarray, y: np.ndarray
+) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+    """Loss and its exact gradient for ``x`` (n, 784), ``y`` (n,) as one batch.
+
+    Returns ``(loss, dW, db)`` with ``dW[i]`` shaped like ``weights[i]`` and ``db[i]`` like
+    ``biases[i]``, in the network's dtype (use a float64 network for finite-difference checks).
+    This is the exact code path the training loop uses, with the learning rate set to 1.
+    """
+    ws = _Workspace(network, x.shape[0])
+    x = x.astype(network.dtype, copy=False)
+    y = np.asarray(y, dtype=np.intp)
+    p = ws.forward(x)
+    loss = loss_value(network.arch.loss, p, y)
+    ws.backward(x, y, 1.0)
+    return loss, [g.copy() for g in ws.grad_w], [g.copy() for g in ws.grad_b]
+
+
+def train(
+    network: Network,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    start_epoch: int = 0,
+    on_epoch: Callable[[EpochStats, TrainState], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[EpochStats]:
+    """Train ``network`` in place for epochs ``start_epoch + 1 .. epochs``; return their stats.
+
+    ``x_train`` (n, 784) floats in [0, 1] (float32 to avoid a converted copy), ``y_train``
+    (n,) integer labels; ``x_val``/``y_val`` likewise (both or neither), scored after each
+    epoch. ``rng`` drives the per-epoch shuffles; to resume from a :class:`TrainState` pass its
+    network, ``state.rng()`` and ``start_epoch=state.epoch``.
+
+    ``on_epoch(stats, state)`` runs after every epoch; ``state`` holds a copy of the network,
+    so it may be kept or serialised at leisure. ``should_stop()`` is called before every batch
+    (keep it cheap, e.g. read a flag); when it returns True, :class:`TrainingCancelled` is
+    raised. A NaN or infinite loss raises :class:`TrainingDiverged`.
+    """
+    x_train, y_train = _check_xy(network, x_train, y_train, "training")
+    if (x_val is None) != (y_val is None):
+        raise InvalidInput("x_val and y_val must be given together.")
+    if x_val is not None and y_val is not None:
+        x_val, y_val = _check_xy(network, x_val, y_val, "validation")
+    _check_schedule(epochs, start_epoch, learning_rate, batch_size)
+
+    n = x_train.shape[0]
+    batch = min(batch_size, n)
+    ws = _Workspace(network, batch)
+    x_buf = np.empty((batch, x_train.shape[1]), dtype=network.dtype)
+    y_buf = np.empty(batch, dtype=np.intp)
+    loss_name = network.arch.loss
+    history: list[EpochStats] = []
+
+    # Overflow/invalid warnings only occur on the way to a non-finite loss, which is checked
+    # after every batch and reported as TrainingDiverged; the warnings would be noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(start_epoch + 1, epochs + 1):
+            started = time.perf_counter()
+            order = rng.permutation(n)
+            total_loss = 0.0
+            n_batches = 0
+            for start in range(0, n, batch):
+                if should_stop is not None and should_stop():
+                    raise TrainingCancelled(
+                        f"Training was cancelled during epoch {epoch} of {epochs}."
+                    )
+                idx = order[start : start + batch]
+                m = idx.shape[0]
+                xb = x_buf[:m]
+                yb = y_buf[:m]
+                np.take(x_train, idx, axis=0, out=xb, mode="clip")
+                np.take(y_train, idx, out=yb, mode="clip")
+                p = ws.forward(xb)
+                batch_loss = loss_value(loss_name, p, yb)
+                if not math.isfinite(batch_loss):
+                    raise _diverged(epoch, batch_loss, learning_rate)
+                total_loss += batch_loss
+                n_batches += 1
+                ws.backward(xb, yb, learning_rate)
+                ws.step()
+            if not all(np.isfinite(w).all() for w in network.weights):
+                raise _diverged(epoch, math.nan, learning_rate)
+            stats = EpochStats(
+                epoch=epoch,
+                loss=total_loss / n_batches,
+                train_accuracy=network.accuracy(x_train, y_train),
+                val_accuracy=None if x_val is None else network.accuracy(x_val, y_val),
+                seconds=time.perf_counter() - started,
+            )
+            history.append(stats)
+            logger.debug("epoch %s", stats)
+            if on_epoch is not None:
+                state = TrainState(network.copy(), epoch, rng_state_of(rng))
+                on_epoch(stats, state)
+    return history
+
+
+def _diverged(epoch: int, loss: float, learning_rate: float) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"Training diverged in epoch {epoch}: the loss became {loss} "
+        f"(learning rate {learning_rate:g}); try a smaller learning rate."
+    )
+
+
+def _check_xy(
+    network: Network, x: np.ndarray, y: np.ndarray, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    n_in, n_out = network.arch.layers[0], network.arch.layers[-1]
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != n_in or x.shape[0] == 0:
+        shape = getattr(x, "shape", None)
+        raise InvalidInput(f"{what} images must be a non-empty (N, {n_in}) array; got {shape}.")
+    if x.dtype.kind != "f":
+        raise InvalidInput(f"{what} images must be floats in [0, 1], not {x.dtype}.")
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
+        raise InvalidInput(
+            f"{what} labels must be {x.shape[0]} integers; got {y.dtype} of shape {y.shape}."
+        )
+    if int(y.min()) < 0 or int(y.max()) >= n_out:
+        raise InvalidInput(f"{what} labels must lie in 0..{n_out - 1}.")
+    return np.ascontiguousarray(x, dtype=network.dtype), y.astype(np.intp)
+
+
+def _check_schedule(epochs: int, start_epoch: int, learning_rate: float, batch_size: int) -> None:
+    for name, value in (("epochs", epochs), ("start_epoch", start_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise InvalidInput(f"{name} must be a non-negative integer, not {value!r}.")
+    if start_epoch > epochs:
+        raise InvalidInput(f"start_epoch {start_epoch} is past the last epoch {epochs}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}.")
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be a positive integer, not {batch_size!r}.")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InvalidInput(f"learning_rate must be a positive number, not {learning_rate!r}.")
