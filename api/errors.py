@@ -43,6 +43,8 @@ def error_response(
 
 def _field(loc: tuple[Any, ...]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts and loc[:1] == ("body",):
+        return "body"
     return ".".join(parts) or None
 
 
@@ -77,7 +79,8 @@ def install(app: FastAPI) -> None:
         ]
         first = details[0] if details else {"field": None, "message": "invalid request"}
         where = f"{first['field']}: " if first["field"] else ""
-        return error_response(422, "validation_error", f"{where}{first['message']}.".replace("..", "."), details)
+        message = f"{where}{first['message']}".rstrip(".") + "."
+        return error_response(422, "validation_error", message, details)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:

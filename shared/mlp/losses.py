@@ -31,18 +31,31 @@ LOSSES = ("cross_entropy", "mse")
 LOG_EPS = 1e-15
 
 
+def true_class_index(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Positions of the true-class entries in ``p.ravel()`` for labels ``y`` (m,)."""
+    return np.arange(0, y.shape[0] * n_classes, n_classes) + y
+
+
 def loss_value(loss: str, p: np.ndarray, y: np.ndarray) -> float:
     """Mean loss of a batch: ``p`` (m, classes) output activations, ``y`` (m,) int labels."""
+    return batch_loss(loss, p, true_class_index(y, p.shape[1]))
+
+
+def batch_loss(loss: str, p: np.ndarray, true_idx: np.ndarray) -> float:
+    """Mean loss of ``p`` (m, classes), C-contiguous, given :func:`true_class_index`."""
     m = p.shape[0]
-    rows = np.arange(m)
+    true_p = p.ravel().take(true_idx)
     if loss == "cross_entropy":
-        true_p = p[rows, y]
-        return float(-np.sum(np.log(true_p + p.dtype.type(LOG_EPS))) / m)
+        true_p += p.dtype.type(LOG_EPS)
+        np.log(true_p, out=true_p)
+        return float(-np.add.reduce(true_p) / m)
     if loss == "mse":
-        diff = p.copy()
-        diff[rows, y] -= 1
-        flat = diff.ravel()
-        return float(np.dot(flat, flat) / m)
+        # sum((p - onehot)^2) = sum(p^2) - sum(p_true^2) + sum((p_true - 1)^2): no one-hot
+        # matrix and no cancellation, since the true-class terms are replaced exactly.
+        flat = p.ravel()
+        total = np.dot(flat, flat) - np.dot(true_p, true_p)
+        true_p -= 1
+        return float((total + np.dot(true_p, true_p)) / m)
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -50,35 +63,33 @@ def output_delta(
     output_activation: str,
     loss: str,
     p: np.ndarray,
-    y: np.ndarray,
-    rows: np.ndarray,
+    true_idx: np.ndarray,
     scale: float,
     out: np.ndarray,
 ) -> None:
-    """Write ``scale * dL/dz`` into ``out`` (m, classes).
+    """Write ``scale * dL/dz`` into ``out`` (m, classes), C-contiguous like ``p``.
 
-    ``p`` (m, classes) are the output activations, ``y`` (m,) the integer labels and
-    ``rows`` is ``arange(m)``; ``scale`` lets the training loop fold the learning rate in.
+    ``p`` (m, classes) are the output activations, ``true_idx`` comes from
+    :func:`true_class_index`; ``scale`` lets the training loop fold the learning rate in.
     ``out`` must not be ``p``.
     """
     m = p.shape[0]
-    dtype = p.dtype.type
+    k = p.dtype.type(scale / m)
+    flat_out = out.ravel()
     if loss == "cross_entropy":
         if output_activation == "softmax":
-            np.copyto(out, p)
-            out[rows, y] -= 1
-            out *= dtype(scale / m)
+            np.multiply(p, k, out=out)
+            flat_out[true_idx] -= k
         elif output_activation == "sigmoid":
             out.fill(0)
-            out[rows, y] = (p[rows, y] - 1) * dtype(scale / m)
+            flat_out[true_idx] = (p.ravel().take(true_idx) - 1) * k
         else:
             raise ValueError(f"{output_activation} output cannot be paired with cross_entropy")
         return
     if loss != "mse":
         raise ValueError(f"unknown loss {loss!r}")
-    np.copyto(out, p)
-    out[rows, y] -= 1
-    out *= dtype(2 * scale / m)
+    np.multiply(p, 2 * k, out=out)
+    flat_out[true_idx] -= 2 * k
     if output_activation == "linear":
         return
     if output_activation == "sigmoid":

@@ -108,6 +108,15 @@ class Architecture:
         return len(self.layers) - 1
 
 
+def _views(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    views, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[offset : offset + size].reshape(shape))
+        offset += size
+    return views
+
+
 def _normalise(name: object) -> str:
     if not isinstance(name, str):
         raise InvalidArchitecture(f"activation and loss names must be strings, not {name!r}.")
@@ -156,8 +165,35 @@ class Network:
             if w.dtype != dtype or b.dtype != dtype:
                 raise InvalidArchitecture("all weights and biases must share one dtype.")
         self.arch = arch
-        self.weights = [np.ascontiguousarray(w) for w in weights]
-        self.biases = [np.ascontiguousarray(b) for b in biases]
+        self.weights = list(weights)
+        self.biases = list(biases)
+        self._flat = np.empty(0, dtype=dtype)
+        self.flat_parameters()
+
+    def flat_parameters(self) -> np.ndarray:
+        """All parameters as one contiguous 1-d array; ``weights``/``biases`` are views into it.
+
+        The training loop updates this array with a single in-place subtraction. If a caller
+        replaced an entry of ``weights`` or ``biases`` by a new array, the parameters are
+        packed again (the values are kept).
+        """
+        flat = self._flat
+        params = [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
+        if all(p.base is flat for p in params) and flat.size == sum(p.size for p in params):
+            return flat
+        flat = np.empty(sum(p.size for p in params), dtype=self.weights[0].dtype)
+        views = _views(flat, [p.shape for p in params])
+        for view, p in zip(views, params, strict=True):
+            view[...] = p
+        self.weights = views[0::2]
+        self.biases = views[1::2]
+        self._flat = flat
+        return flat
+
+    def flat_views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Views of ``flat`` (laid out like :meth:`flat_parameters`) shaped as weights, biases."""
+        views = _views(flat, [p.shape for pair in zip(self.weights, self.biases) for p in pair])
+        return views[0::2], views[1::2]
 
     @classmethod
     def initialize(cls, arch: Architecture, rng: np.random.Generator) -> "Network":
