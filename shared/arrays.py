@@ -63,7 +63,7 @@ def check_labels(y: np.ndarray, count: int, name: str = "labels") -> np.ndarray:
         raise InvalidInput(f"{name} has {y.shape[0]} entries for {count} images.")
     if count and (int(y.min()) < 0 or int(y.max()) >= NUM_CLASSES):
         raise InvalidInput(
-            f"{name} range over [{int(y.min())}, {int(y.max())}]; labels must be 0..9."
+            f"{name} has labels in [{int(y.min())}, {int(y.max())}]; labels must be 0..9."
         )
     return y.astype(np.uint8, copy=False)
 

@@ -44,18 +44,16 @@ def loss_value(loss: str, p: np.ndarray, y: np.ndarray) -> float:
 def batch_loss(loss: str, p: np.ndarray, true_idx: np.ndarray) -> float:
     """Mean loss of ``p`` (m, classes), C-contiguous, given :func:`true_class_index`."""
     m = p.shape[0]
-    true_p = p.ravel().take(true_idx)
     if loss == "cross_entropy":
+        true_p = p.ravel().take(true_idx)
         true_p += p.dtype.type(LOG_EPS)
         np.log(true_p, out=true_p)
         return float(-np.add.reduce(true_p) / m)
     if loss == "mse":
-        # sum((p - onehot)^2) = sum(p^2) - sum(p_true^2) + sum((p_true - 1)^2): no one-hot
-        # matrix and no cancellation, since the true-class terms are replaced exactly.
-        flat = p.ravel()
-        total = np.dot(flat, flat) - np.dot(true_p, true_p)
-        true_p -= 1
-        return float((total + np.dot(true_p, true_p)) / m)
+        diff = p.copy()
+        diff.ravel()[true_idx] -= 1
+        flat = diff.ravel()
+        return float(np.dot(flat, flat) / m)
     raise ValueError(f"unknown loss {loss!r}")
 
 

@@ -24,14 +24,16 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from shared.exceptions import InvalidInput, TrainingCancelled, TrainingDiverged
 from shared.mlp.activations import ACTIVATIONS, hidden_backward
-from shared.mlp.losses import loss_value, output_delta
+from shared.mlp.losses import batch_loss, output_delta
 from shared.mlp.network import Network
 
 logger = logging.getLogger(__name__)
@@ -99,20 +101,29 @@ def _jsonable(value: Any) -> Any:
 
 
 class _Workspace:
-    """Preallocated buffers for forward and backward passes of up to ``batch_size`` rows."""
+    """Preallocated buffers for forward and backward passes of up to ``batch_size`` rows.
+
+    Gradients live in one flat array laid out like ``network.flat_parameters()``, so an SGD
+    step is a single in-place subtraction.
+    """
 
     def __init__(self, network: Network, batch_size: int) -> None:
         arch = network.arch
         dtype = network.dtype
         self.network = network
+        self.params = network.flat_parameters()
+        self.grads = np.zeros_like(self.params)
+        self.grad_w, self.grad_b = network.flat_views(self.grads)
         self.acts = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
         self.deltas = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
         self.scratch = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:-1]]
-        self.grad_w = [np.empty_like(w) for w in network.weights]
-        self.grad_b = [np.empty_like(b) for b in network.biases]
-        self.rows = np.arange(batch_size)
+        self.row_starts = np.arange(0, batch_size * arch.layers[-1], arch.layers[-1])
         self._hidden = ACTIVATIONS[arch.hidden_activation]
         self._output = ACTIVATIONS[arch.output_activation]
+
+    def true_index(self, y: np.ndarray) -> np.ndarray:
+        """Positions of the true-class scores in the flattened (m, 10) output, for ``y`` (m,)."""
+        return self.row_starts[: y.shape[0]] + y
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Output activations (m, 10), a view into the workspace, for ``x`` (m, 784)."""
@@ -123,53 +134,47 @@ class _Workspace:
         for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
             z = self.acts[i][:m]
             np.matmul(a, w, out=z)
-            z += b
+            np.add(z, b, out=z)
             (self._output if i == last else self._hidden)(z, z)
             a = z
         return a
 
-    def backward(self, x: np.ndarray, y: np.ndarray, scale: float) -> None:
-        """Fill ``grad_w``/``grad_b`` with ``scale`` * dL/dparams after :meth:`forward` on ``x``.
-
-        ``x`` (m, 784), ``y`` (m,) integer labels.
-        """
+    def backward(self, x: np.ndarray, true_idx: np.ndarray, scale: float) -> None:
+        """Fill ``grads`` with ``scale`` * dL/dparams after :meth:`forward` on ``x`` (m, 784)."""
         net = self.network
         arch = net.arch
         m = x.shape[0]
         last = len(net.weights) - 1
         delta = self.deltas[last][:m]
         output_delta(
-            arch.output_activation,
-            arch.loss,
-            self.acts[last][:m],
-            y,
-            self.rows[:m],
-            scale,
-            delta,
+            arch.output_activation, arch.loss, self.acts[last][:m], true_idx, scale, delta
         )
         for i in range(last, -1, -1):
             a_prev = x if i == 0 else self.acts[i - 1][:m]
             np.matmul(a_prev.T, delta, out=self.grad_w[i])
-            np.sum(delta, axis=0, out=self.grad_b[i])
+            np.add.reduce(delta, axis=0, out=self.grad_b[i])
             if i > 0:
                 prev = self.deltas[i - 1][:m]
                 np.matmul(delta, net.weights[i].T, out=prev)
                 hidden_backward(arch.hidden_activation, a_prev, prev, self.scratch[i - 1][:m])
                 delta = prev
 
-    def step(self) -> None:
-        """Apply the (already learning-rate-scaled) gradients in place."""
-        net = self.network
-        for w, gw, b, gb in zip(net.weights, self.grad_w, net.biases, self.grad_b, strict=True):
-            w -= gw
-            b -= gb
+    def sgd_step(self, x: np.ndarray, y: np.ndarray, learning_rate: float) -> float:
+        """One SGD update on ``x`` (m, 784), ``y`` (m,); returns the batch loss before it."""
+        true_idx = self.true_index(y)
+        p = self.forward(x)
+        loss = batch_loss(self.network.arch.loss, p, true_idx)
+        self.backward(x, true_idx, learning_rate)
+        np.subtract(self.params, self.grads, out=self.params)
+        return loss
 
 
 def compute_loss(network: Network, x: np.ndarray, y: np.ndarray) -> float:
     """Mean loss of ``network`` on ``x`` (n, 784) with labels ``y`` (n,), in one batch."""
     ws = _Workspace(network, x.shape[0])
+    y = np.asarray(y, dtype=np.intp)
     p = ws.forward(x.astype(network.dtype, copy=False))
-    return loss_value(network.arch.loss, p, np.asarray(y, dtype=np.intp))
+    return batch_loss(network.arch.loss, p, ws.true_index(y))
 
 
 def loss_and_gradients(
@@ -179,14 +184,14 @@ def loss_and_gradients(
 
     Returns ``(loss, dW, db)`` with ``dW[i]`` shaped like ``weights[i]`` and ``db[i]`` like
     ``biases[i]``, in the network's dtype (use a float64 network for finite-difference checks).
-    This is the exact code path the training loop uses, with the learning rate set to 1.
+    This is the code path of the training loop, with the learning rate set to 1.
     """
     ws = _Workspace(network, x.shape[0])
     x = x.astype(network.dtype, copy=False)
-    y = np.asarray(y, dtype=np.intp)
+    true_idx = ws.true_index(np.asarray(y, dtype=np.intp))
     p = ws.forward(x)
-    loss = loss_value(network.arch.loss, p, y)
-    ws.backward(x, y, 1.0)
+    loss = batch_loss(network.arch.loss, p, true_idx)
+    ws.backward(x, true_idx, 1.0)
     return loss, [g.copy() for g in ws.grad_w], [g.copy() for g in ws.grad_b]
 
 
@@ -229,19 +234,25 @@ def train(
     ws = _Workspace(network, batch)
     x_buf = np.empty((batch, x_train.shape[1]), dtype=network.dtype)
     y_buf = np.empty(batch, dtype=np.intp)
-    loss_name = network.arch.loss
-    history: list[EpochStats] = []
 
-    # Overflow/invalid warnings only occur on the way to a non-finite loss, which is checked
-    # after every batch and reported as TrainingDiverged; the warnings would be noise.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # One BLAS thread for the batch loop (see the module docstring); the evaluation of each
+    # epoch runs on a second thread, overlapping the next epoch's batches.
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        _Evaluator(x_train, y_train, x_val, y_val, on_epoch) as evaluator,
+        # Overflow/invalid warnings only occur on the way to a non-finite loss, which is
+        # checked after every batch and reported as TrainingDiverged: they would be noise.
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
         for epoch in range(start_epoch + 1, epochs + 1):
             started = time.perf_counter()
             order = rng.permutation(n)
             total_loss = 0.0
             n_batches = 0
             for start in range(0, n, batch):
+                evaluator.poll()
                 if should_stop is not None and should_stop():
+                    evaluator.finish()
                     raise TrainingCancelled(
                         f"Training was cancelled during epoch {epoch} of {epochs}."
                     )
@@ -249,31 +260,89 @@ def train(
                 m = idx.shape[0]
                 xb = x_buf[:m]
                 yb = y_buf[:m]
-                np.take(x_train, idx, axis=0, out=xb, mode="clip")
-                np.take(y_train, idx, out=yb, mode="clip")
-                p = ws.forward(xb)
-                batch_loss = loss_value(loss_name, p, yb)
-                if not math.isfinite(batch_loss):
-                    raise _diverged(epoch, batch_loss, learning_rate)
-                total_loss += batch_loss
+                x_train.take(idx, axis=0, out=xb, mode="clip")
+                y_train.take(idx, out=yb, mode="clip")
+                loss = ws.sgd_step(xb, yb, learning_rate)
+                if not math.isfinite(loss):
+                    evaluator.finish()
+                    raise _diverged(epoch, loss, learning_rate)
+                total_loss += loss
                 n_batches += 1
-                ws.backward(xb, yb, learning_rate)
-                ws.step()
             if not all(np.isfinite(w).all() for w in network.weights):
+                evaluator.finish()
                 raise _diverged(epoch, math.nan, learning_rate)
-            stats = EpochStats(
-                epoch=epoch,
-                loss=total_loss / n_batches,
-                train_accuracy=network.accuracy(x_train, y_train),
-                val_accuracy=None if x_val is None else network.accuracy(x_val, y_val),
-                seconds=time.perf_counter() - started,
-            )
-            history.append(stats)
-            logger.debug("epoch %s", stats)
-            if on_epoch is not None:
-                state = TrainState(network.copy(), epoch, rng_state_of(rng))
-                on_epoch(stats, state)
-    return history
+            state = TrainState(network.copy(), epoch, rng_state_of(rng))
+            evaluator.submit(state, total_loss / n_batches, time.perf_counter() - started)
+        evaluator.finish()
+    return evaluator.history
+
+
+class _Evaluator:
+    """Scores each finished epoch on a background thread and reports it in order.
+
+    The scoring (full training set, then validation set) uses the epoch's network copy, so
+    the next epoch trains meanwhile. ``on_epoch`` is always called from the training thread:
+    at the first batch boundary after the scores are ready, or at :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        on_epoch: Callable[[EpochStats, TrainState], None] | None,
+    ) -> None:
+        self._data = (x_train, y_train, x_val, y_val)
+        self._on_epoch = on_epoch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlp-eval")
+        self._pending: tuple[Future[EpochStats], TrainState] | None = None
+        self.history: list[EpochStats] = []
+
+    def __enter__(self) -> "_Evaluator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, state: TrainState, loss: float, train_seconds: float) -> None:
+        """Queue the scoring of ``state.network``; reports the previous epoch first."""
+        self.finish()
+        future = self._pool.submit(self._score, state, loss, train_seconds)
+        self._pending = (future, state)
+
+    def poll(self) -> None:
+        """Report the pending epoch if its scores are ready (cheap; call between batches)."""
+        if self._pending is not None and self._pending[0].done():
+            self.finish()
+
+    def finish(self) -> None:
+        """Wait for the pending epoch's scores and report them."""
+        if self._pending is None:
+            return
+        future, state = self._pending
+        self._pending = None
+        stats = future.result()
+        self.history.append(stats)
+        logger.debug("epoch %s", stats)
+        if self._on_epoch is not None:
+            self._on_epoch(stats, state)
+
+    def _score(self, state: TrainState, loss: float, train_seconds: float) -> EpochStats:
+        started = time.perf_counter()
+        x_train, y_train, x_val, y_val = self._data
+        network = state.network
+        train_accuracy = network.accuracy(x_train, y_train)
+        val_accuracy = None
+        if x_val is not None and y_val is not None:
+            val_accuracy = network.accuracy(x_val, y_val)
+        return EpochStats(
+            epoch=state.epoch,
+            loss=loss,
+            train_accuracy=train_accuracy,
+            val_accuracy=val_accuracy,
+            seconds=train_seconds + time.perf_counter() - started,
+        )
 
 
 def _diverged(epoch: int, loss: float, learning_rate: float) -> TrainingDiverged:

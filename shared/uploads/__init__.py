@@ -14,6 +14,14 @@ Prediction inputs (``open_images``) are recognised by their first bytes, not the
 
 Optional labels for any of them come from ``y``, the PNG folders, or ``labels_file`` (IDX
 labels ``0x00000801``, raw or .gz, or a .npy of integers), never from two places at once.
+Labels are read and checked by ``open_images``; pixels are streamed by
+``ImageSource.iter_chunks`` and each chunk is checked as it is read, so NaN at row 900,000 or
+a truncated tail raises ``InvalidInput`` mid-iteration.
+
+Zips (.npz, PNG zips, IDX zips): member count, directory size and the sum of declared
+uncompressed sizes are checked before anything is decompressed; members must be stored or
+deflate-compressed (bzip2/lzma could expand unboundedly in one read), unencrypted, and not
+named twice. .npy and IDX data must be exactly as long as the header declares.
 
 Pixel dtypes: ``uint8`` is taken as is; ``float16/32/64`` must be finite and within [0, 1]
 and come out as ``float32``; any other integer dtype (int8..int64, uint16..uint64, either byte

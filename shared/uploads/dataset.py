@@ -24,8 +24,6 @@ from shared.uploads.common import (
     check_upload_size,
     display_name,
     file_size,
-    is_ignored_member,
-    open_zip,
     wrap_errors,
 )
 from shared.uploads.idx import (
@@ -47,6 +45,7 @@ from shared.uploads.npy import (
     npy_member_header,
     read_label_member,
 )
+from shared.uploads.zips import is_ignored_member, open_zip
 
 PURPOSE = "in one dataset"
 ACCEPTED_DATASETS = (
@@ -118,10 +117,6 @@ def _read_all(source: ImageSource) -> np.ndarray:
     return out
 
 
-def _check_total(counts: list[int], limits: UploadLimits, what: str) -> None:
-    check_rows(sum(counts), limits.max_dataset_rows, what, PURPOSE)
-
-
 def _read_npz(
     zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], limits: UploadLimits, what: str
 ) -> ParsedDataset:
@@ -152,13 +147,13 @@ def _read_npz(
         counts[split], dtypes[split] = check_image_header(
             header, available, limits.max_dataset_rows, f"x_{split}", PURPOSE
         )
-    _check_total(list(counts.values()), limits, what)
+    check_rows(sum(counts.values()), limits.max_dataset_rows, what, PURPOSE)
     arrays: dict[str, np.ndarray] = {}
+    for split in splits:  # labels are small and their headers fail fast: read them first
+        name = f"y_{split}"
+        arrays[name] = read_label_member(zf, by_name[name], counts[split], name)
     for split in splits:
         name = f"x_{split}"
-        arrays[f"y_{split}"] = read_label_member(
-            zf, by_name[f"y_{split}"], counts[split], f"y_{split}"
-        )
         source = ImageSource(
             count=counts[split],
             dtype=dtypes[split],
@@ -193,8 +188,8 @@ class _IdxMember:
     def open_raw(self) -> AbstractContextManager[BinaryIO]:
         return member_at(self.zf, self.info, 0)
 
-    def stream(self, offset: int = 0) -> AbstractContextManager[BinaryIO]:
-        return idx_stream(self.open_raw, self.compressed, offset, self.what)
+    def stream(self) -> AbstractContextManager[BinaryIO]:
+        return idx_stream(self.open_raw, self.compressed, 0, self.what)
 
 
 def _read_idx_zip(
@@ -232,7 +227,7 @@ def _read_idx_zip(
         check_rows(n, limits.max_dataset_rows, images.what, PURPOSE)
         if not images.compressed:
             check_raw_size(n, images.info.file_size, images.what)
-    _check_total(list(counts.values()), limits, what)
+    check_rows(sum(counts.values()), limits.max_dataset_rows, what, PURPOSE)
     # gzip hides its real size: bound what the IDX headers declare (images + labels files).
     expanded = sum(IMAGES_HEADER_BYTES + 8 + n * (NUM_PIXELS + 1) for n in counts.values())
     if expanded > limits.max_uncompressed_bytes:
@@ -242,14 +237,16 @@ def _read_idx_zip(
         )
     arrays: dict[str, np.ndarray] = {}
     for split in splits:
-        n, images, labels = counts[split], found[(split, 3)], found[(split, 1)]
+        labels = found[(split, 1)]
         with wrap_errors(labels.what), labels.stream() as stream:
-            arrays[f"y_{split}"] = read_idx_labels(stream, n, labels.what)
+            arrays[f"y_{split}"] = read_idx_labels(stream, counts[split], labels.what)
+    for split in splits:
+        images = found[(split, 3)]
         source = ImageSource(
-            count=n,
+            count=counts[split],
             dtype="uint8",
             format="idx",
-            read_chunks=_idx_reader(images, n),
+            read_chunks=_idx_reader(images, counts[split]),
             name=images.what,
         )
         arrays[f"x_{split}"] = _read_all(source)

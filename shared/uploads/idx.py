@@ -58,8 +58,7 @@ def read_idx_header(stream: BinaryIO, ndim: int, what: str) -> tuple[int, ...]:
             )
         if head[3] != ndim:
             raise InvalidInput(
-                f"{what} has IDX magic 0x{magic:08x} ({head[3]} dimensions); expected "
-                f"{expected} for IDX {kind}."
+                f"{what} has IDX magic 0x{magic:08x}; expected {expected} for IDX {kind}."
             )
         return struct.unpack(f">{ndim}I", read_exact(stream, 4 * ndim, what))
 
@@ -92,7 +91,8 @@ def check_raw_size(n: int, size: int, what: str) -> None:
         )
     if size > expected:
         raise InvalidInput(
-            f"{what} has {size - expected:,} bytes after the {n:,} images its header declares."
+            f"{what} has {size - expected:,} extra byte(s) after the {n:,} images its header "
+            "declares."
         )
 
 

@@ -22,8 +22,6 @@ from shared.uploads.common import (
     display_name,
     extension,
     file_size,
-    is_ignored_member,
-    open_zip,
     wrap_errors,
 )
 from shared.uploads.idx import (
@@ -48,6 +46,7 @@ from shared.uploads.npy import (
     read_npy_header,
 )
 from shared.uploads.png import open_png_zip
+from shared.uploads.zips import is_ignored_member, open_zip
 
 PURPOSE = "in one prediction input"
 

@@ -85,7 +85,7 @@ def read_npy_header(stream: BinaryIO, what: str) -> NpyHeader:
         shape, fortran_order, dtype = parse(
             io.BytesIO(length_bytes + header), max_header_size=MAX_HEADER_BYTES
         )
-    if any(not isinstance(d, int) or d < 0 for d in shape):
+    if any(type(d) is not int or d < 0 for d in shape):
         raise InvalidInput(f"{what} declares an invalid shape {shape}.")
     return NpyHeader(tuple(shape), dtype, bool(fortran_order), 8 + len(length_bytes) + header_len)
 
@@ -99,8 +99,8 @@ def check_data_size(header: NpyHeader, available: int, what: str) -> None:
         )
     if available > header.nbytes:
         raise InvalidInput(
-            f"{what} has {available - header.nbytes:,} bytes after the {header.shape} array it "
-            "declares; send one array per .npy file."
+            f"{what} has {available - header.nbytes:,} extra byte(s) after the {header.shape} "
+            "array it declares; send one array per .npy file."
         )
 
 

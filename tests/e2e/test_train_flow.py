@@ -1,0 +1,92 @@
+"""Train through the real queue: submit, watch epochs arrive, download and check weights."""
+
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shared.devstack import LocalStack
+
+
+def _forward(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """An independent relu/softmax forward pass over the downloaded arrays."""
+    n = sum(1 for k in arrays if k.startswith("W"))
+    a = x
+    for i in range(n):
+        z = a @ arrays[f"W{i}"].astype(np.float64) + arrays[f"b{i}"].astype(np.float64)
+        a = np.maximum(z, 0) if i < n - 1 else z
+    return a.argmax(axis=1)
+
+
+def test_train_job_end_to_end(stack: LocalStack, sample_npz: Path) -> None:
+    """A 2-epoch job runs in the worker, shows epochs while running, and its weights
+    reproduce the reported test accuracy."""
+    body = {"dataset": "mnist-sample", "epochs": 2, "layers": [784, 2048, 10],
+            "batch_size": 8, "seed": 7}
+    r = stack.client.post("/v1/jobs/train", json=body)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    seen_running_with_epochs = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = stack.client.get(f"/v1/jobs/{job_id}").json()
+        epochs = stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]
+        if job["status"] == "running" and len(epochs) == 1:
+            seen_running_with_epochs = True
+            assert job["progress"] == {"epoch": 1, "epochs": 2}
+        if job["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", (job, stack.logs())
+    assert seen_running_with_epochs, "never saw a finished epoch while the job was running"
+    assert job["attempt"] == 1 and job["worker"] and job["started_at"] and job["finished_at"]
+    assert job["queue_seconds"] >= 0 and job["run_seconds"] > 0
+    epochs = stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all(0.5 < e["val_accuracy"] <= 1 and e["loss"] > 0 for e in epochs)
+
+    w = stack.client.get(f"/v1/jobs/{job_id}/weights")
+    assert w.status_code == 200 and w.headers["content-type"] == "application/octet-stream"
+    assert hashlib.sha256(w.content).hexdigest() == w.headers["X-Checksum-SHA256"]
+    assert w.headers["ETag"] == f'"{w.headers["X-Checksum-SHA256"]}"'
+    assert stack.client.get(
+        f"/v1/jobs/{job_id}/weights", headers={"If-None-Match": w.headers["ETag"]}
+    ).status_code == 304
+    with np.load(io.BytesIO(w.content), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    assert arrays["W0"].shape == (784, 2048) and arrays["W1"].shape == (2048, 10)
+    with np.load(sample_npz, allow_pickle=False) as f:
+        x_test = f["x_test"].reshape(-1, 784).astype(np.float64) / 255.0
+        y_test = f["y_test"]
+    accuracy = float(np.mean(_forward(arrays, x_test) == y_test))
+    assert abs(accuracy - job["result"]["test_accuracy"]) < 2e-3
+    assert job["result"]["weights_sha256"] == w.headers["X-Checksum-SHA256"]
+
+
+def test_cancel_running_job_stops_at_a_batch_boundary(stack: LocalStack) -> None:
+    """Cancelling a running job ends it cancelled well before it would have finished."""
+    body = {"dataset": "mnist-sample", "epochs": 500, "layers": [784, 1024, 10], "batch_size": 4}
+    job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
+    stack.wait_for_job(job_id, timeout=60, statuses=("running",))
+    r = stack.client.post(f"/v1/jobs/{job_id}/cancel")
+    assert r.status_code == 202 and r.json()["cancel_requested"]
+    job = stack.wait_for_job(job_id, timeout=30)
+    assert job["status"] == "cancelled", job
+    assert job["error"]["code"] == "cancelled"
+    assert stack.client.get(f"/v1/jobs/{job_id}/weights").status_code == 409
+
+
+def test_unavailable_dataset_fails_clearly_and_worker_goes_on(stack: LocalStack) -> None:
+    """Keras cannot download MNIST here: the job fails fast with where to put the file,
+    and the same worker then runs the next job."""
+    started = time.monotonic()
+    job_id = stack.client.post("/v1/jobs/train", json={"dataset": "mnist", "epochs": 1}).json()["id"]
+    job = stack.wait_for_job(job_id, timeout=60)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "dataset_unavailable"
+    assert "mnist.npz" in job["error"]["message"]
+    assert time.monotonic() - started < 45
+    ok = stack.client.post("/v1/jobs/train", json={"dataset": "mnist-sample", "epochs": 1}).json()
+    assert stack.wait_for_job(ok["id"], timeout=60)["status"] == "succeeded"
