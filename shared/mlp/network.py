@@ -78,7 +78,7 @@ class Architecture:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form: ``{"layers": [...], "hidden_activation", "output_activation", "loss"}``."""
+        """JSON-able dict with keys layers, hidden_activation, output_activation, loss."""
         return {
             "layers": list(self.layers),
             "hidden_activation": self.hidden_activation,
@@ -192,7 +192,9 @@ class Network:
 
     def flat_views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Views of ``flat`` (laid out like :meth:`flat_parameters`) shaped as weights, biases."""
-        views = _views(flat, [p.shape for pair in zip(self.weights, self.biases) for p in pair])
+        views = _views(
+            flat, [p.shape for pair in zip(self.weights, self.biases, strict=True) for p in pair]
+        )
         return views[0::2], views[1::2]
 
     @classmethod

@@ -9,7 +9,8 @@ exactly these members and nothing else::
                    pass is a = f(a @ W{i} + b{i}) with a of shape (batch, layers[i])
     b0, b1, ...    float32 little-endian, b{i} of shape (layers[i+1],)
 
-Read it anywhere with ``np.load(path, allow_pickle=False)`` and ``json.loads(str(f["architecture"]))``.
+Read it anywhere with ``f = np.load(path, allow_pickle=False)`` and
+``json.loads(str(f["architecture"]))``.
 
 Checkpoint (training state): the same members plus
 
@@ -26,7 +27,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ def _read_json(zf: zipfile.ZipFile, name: str) -> Any:
     def check(shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return shape == () and dtype.kind == "U" and dtype.itemsize <= 4 * _JSON_LIMIT
 
-    text = str(_read_member(zf, name, check, f"a 0-d unicode (JSON) array"))
+    text = str(_read_member(zf, name, check, "a 0-d unicode (JSON) array"))
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -186,7 +187,7 @@ def _read_member(
     return flat.reshape(shape).copy()
 
 
-def _read_header(f: BinaryIO, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _read_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     fmt = np.lib.format
     try:
         version = fmt.read_magic(f)

@@ -32,7 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from shared.exceptions import InvalidInput, TrainingCancelled, TrainingDiverged
-from shared.mlp.activations import ACTIVATIONS, hidden_backward
+from shared.mlp.activations import ACTIVATIONS, hidden_backward, hidden_forward
 from shared.mlp.losses import batch_loss, output_delta
 from shared.mlp.network import Network
 
@@ -116,9 +116,11 @@ class _Workspace:
         self.grad_w, self.grad_b = network.flat_views(self.grads)
         self.acts = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
         self.deltas = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:]]
-        self.scratch = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:-1]]
+        # Per hidden layer: the relu derivative mask, or scratch space for sigmoid/tanh.
+        self.masks = [np.empty((batch_size, k), dtype=dtype) for k in arch.layers[1:-1]]
+        self.ones = np.ones(batch_size, dtype=dtype)
         self.row_starts = np.arange(0, batch_size * arch.layers[-1], arch.layers[-1])
-        self._hidden = ACTIVATIONS[arch.hidden_activation]
+        self._hidden = arch.hidden_activation
         self._output = ACTIVATIONS[arch.output_activation]
 
     def true_index(self, y: np.ndarray) -> np.ndarray:
@@ -135,7 +137,10 @@ class _Workspace:
             z = self.acts[i][:m]
             np.matmul(a, w, out=z)
             np.add(z, b, out=z)
-            (self._output if i == last else self._hidden)(z, z)
+            if i == last:
+                self._output(z, z)
+            else:
+                hidden_forward(self._hidden, z, self.masks[i][:m])
             a = z
         return a
 
@@ -146,17 +151,16 @@ class _Workspace:
         m = x.shape[0]
         last = len(net.weights) - 1
         delta = self.deltas[last][:m]
-        output_delta(
-            arch.output_activation, arch.loss, self.acts[last][:m], true_idx, scale, delta
-        )
+        output_delta(arch.output_activation, arch.loss, self.acts[last][:m], true_idx, scale, delta)
         for i in range(last, -1, -1):
             a_prev = x if i == 0 else self.acts[i - 1][:m]
             np.matmul(a_prev.T, delta, out=self.grad_w[i])
-            np.add.reduce(delta, axis=0, out=self.grad_b[i])
+            # A (1, m) @ (m, n) product sums the rows faster than np.add.reduce.
+            np.matmul(self.ones[:m], delta, out=self.grad_b[i])
             if i > 0:
                 prev = self.deltas[i - 1][:m]
                 np.matmul(delta, net.weights[i].T, out=prev)
-                hidden_backward(arch.hidden_activation, a_prev, prev, self.scratch[i - 1][:m])
+                hidden_backward(self._hidden, a_prev, prev, self.masks[i - 1][:m])
                 delta = prev
 
     def sgd_step(self, x: np.ndarray, y: np.ndarray, learning_rate: float) -> float:
