@@ -31,7 +31,9 @@ def get_dataset(session: Session, caller: Caller, dataset_id: str) -> Dataset:
 def require_succeeded(job: Job, what: str) -> None:
     if job.status != JobStatus.succeeded:
         raise ApiError(
-            409, "job_not_succeeded", f"{what} exist only once the job has succeeded; it is {job.status}."
+            409,
+            "job_not_succeeded",
+            f"{what} exist only once the job has succeeded; it is {job.status}.",
         )
 
 
@@ -39,7 +41,9 @@ def get_model(session: Session, caller: Caller, model_id: str) -> Job:
     """A succeeded train job the caller may use as a model."""
     job = get_job(session, caller, model_id)
     if job.type != "train":
-        raise ApiError(422, "not_a_model", f"Job {model_id!r} is a {job.type} job, not a train job.")
+        raise ApiError(
+            422, "not_a_model", f"Job {model_id!r} is a {job.type} job, not a train job."
+        )
     if job.status != JobStatus.succeeded:
         raise ApiError(
             409,

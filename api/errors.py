@@ -1,4 +1,4 @@
-"""Every error leaves the API as ``{"error": {"code", "message", "details"}}``; never a traceback."""
+"""Every error leaves the API as ``{"error": {"code", "message", "details"}}``, never a trace."""
 
 import logging
 from typing import Any

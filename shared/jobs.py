@@ -185,7 +185,7 @@ def finish(
         .execution_options(synchronize_session=False)
     )
     session.expire(job)
-    return res.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return res.rowcount == 1  # type: ignore[attr-defined]
 
 
 def request_cancel(session: Session, job: Job) -> Job:

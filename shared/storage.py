@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
@@ -135,7 +136,7 @@ class BlobStore:
 
 
 def iter_rows(
-    chunks: Iterable[bytes], dtype: np.dtype[Any] | str, width: int, rows: int
+    chunks: Iterable[bytes], dtype: npt.DTypeLike, width: int, rows: int
 ) -> Iterator[np.ndarray]:
     """Re-block a raw row-major byte stream into arrays of ``(<= rows, width)``."""
     dt = np.dtype(dtype)

@@ -14,7 +14,9 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 SHARED = Path(__file__).resolve().parents[2] / "shared"

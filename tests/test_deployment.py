@@ -42,7 +42,10 @@ def test_compose_environment_is_what_settings_read() -> None:
     assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert env["MNISTQ_ENV"] == "production"
     known = {f"MNISTQ_{n.upper()}" for n in Settings.model_fields} | {
-        "DATABASE_URL", "REDIS_URL", "KERAS_HOME"}
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KERAS_HOME",
+    }
     assert set(env) <= known, set(env) - known
 
 

@@ -1,6 +1,7 @@
 """Where a job's arrays come from: built-in datasets, user uploads, stored models."""
 
 import io
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,14 @@ def training_data(session: Session, name: str) -> datasets.Dataset:
         raw = BlobStore(session).read(row.blob_id)
         with np.load(io.BytesIO(raw), allow_pickle=False) as f:
             arrays: dict[str, Any] = {k: f[k] for k in f.files}
-        x_test = arrays.get("x_test")
-        y_test = arrays.get("y_test")
-        if x_test is None:  # no test split: evaluate on an empty one
-            x_test = np.zeros((0, 784), np.uint8)
-            y_test = np.zeros((0,), np.uint8)
-        return datasets.from_arrays(name, arrays["x_train"], arrays["y_train"], x_test, y_test)
+        x_train, y_train = arrays["x_train"], arrays["y_train"]
+        if "x_test" in arrays:
+            return datasets.from_arrays(name, x_train, y_train, arrays["x_test"], arrays["y_test"])
+        # No test split: validate the training part, then leave the test split empty.
+        data = datasets.from_arrays(name, x_train, y_train, x_train[:1], y_train[:1])
+        return replace(
+            data, x_test=np.zeros((0, 784), np.float32), y_test=np.zeros((0,), np.uint8)
+        )
 
     return _DATASETS.get(row.sha256 + row.id, load)
 

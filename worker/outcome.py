@@ -33,7 +33,9 @@ def _end(job: Job, status: JobStatus, code: str | None = None, message: str | No
 
 def run_claimed(job_id: str, settings: Settings, body: Body) -> None:
     with session_scope() as session:
-        job = jobs.claim(session, job_id, worker=worker_name(), lease_seconds=settings.lease_seconds)
+        job = jobs.claim(
+            session, job_id, worker=worker_name(), lease_seconds=settings.lease_seconds
+        )
         session.commit()
     if job is None:
         log.info("job %s is not claimable (taken, cancelled or gone); message dropped", job_id)
@@ -47,7 +49,9 @@ def run_claimed(job_id: str, settings: Settings, body: Body) -> None:
         _end(job, JobStatus.cancelled, "cancelled", "Cancelled at the caller's request.")
         log.info("job %s cancelled", job.id)
     except LeaseLost:
-        log.warning("job %s attempt %d lost its lease; stopping without writes", job.id, job.attempt)
+        log.warning(
+            "job %s attempt %d lost its lease; stopping without writes", job.id, job.attempt
+        )
     except MnistqError as exc:
         _end(job, JobStatus.failed, exc.code, str(exc))
         log.info("job %s failed: %s", job.id, exc)

@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from shared import datasets
+from shared import datasets, jobs
 from shared.arrays import to_float32
 from shared.catalog import NUM_CLASSES, NUM_PIXELS
 from shared.config import Settings
-from shared import jobs
 from shared.db import session_scope
 from shared.exceptions import TrainingCancelled
 from shared.models import BlobKind, Job, JobStatus

@@ -5,7 +5,7 @@ import logging
 from shared import jobs
 from shared.config import get_settings
 from shared.db import session_scope
-from shared.models import Job
+from shared.models import Job, JobType
 from shared.queue import REAP_TASK, TASK_NAMES, enqueue, get_celery
 from worker.prediction import run_predict_job
 from worker.training import run_train_job
@@ -14,12 +14,12 @@ log = logging.getLogger(__name__)
 app = get_celery()
 
 
-@app.task(name=TASK_NAMES["train"], ignore_result=True)  # type: ignore[misc]
+@app.task(name=TASK_NAMES[JobType.train], ignore_result=True)
 def train_task(job_id: str) -> None:
     run_train_job(job_id, get_settings())
 
 
-@app.task(name=TASK_NAMES["predict"], ignore_result=True)  # type: ignore[misc]
+@app.task(name=TASK_NAMES[JobType.predict], ignore_result=True)
 def predict_task(job_id: str) -> None:
     run_predict_job(job_id, get_settings())
 
@@ -42,6 +42,6 @@ def reap_once() -> list[str]:
     return ids
 
 
-@app.task(name=REAP_TASK, ignore_result=True)  # type: ignore[misc]
+@app.task(name=REAP_TASK, ignore_result=True)
 def reap_task() -> None:
     reap_once()

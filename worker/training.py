@@ -90,7 +90,9 @@ def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     weights = weights_to_bytes(network)
     last = history[-1] if history else None
     result: dict[str, Any] = {
-        "test_accuracy": network.accuracy(x_val, y_val) if x_val is not None else None,
+        "test_accuracy": network.accuracy(x_val, y_val)
+        if x_val is not None and y_val is not None
+        else None,
         "train_accuracy": last.train_accuracy if last else None,
         "final_loss": last.loss if last else None,
         "train_seconds": round(train_seconds, 4),
@@ -121,4 +123,3 @@ def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
 
 def run_train_job(job_id: str, settings: Settings) -> None:
     run_claimed(job_id, settings, _train)
-

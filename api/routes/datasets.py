@@ -1,10 +1,12 @@
 """User datasets: upload a labelled set once, train on it with ``"dataset": "upload:<id>"``."""
 
 import io
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -19,7 +21,6 @@ from shared.models import BlobKind, Dataset
 from shared.schemas import DatasetList, DatasetOut
 from shared.storage import BlobStore
 from shared.uploads import UploadLimits, read_dataset, sha256_of
-from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -51,7 +52,7 @@ def _store(session: Session, caller: Caller, limits: UploadLimits, upload: Uploa
         raise PayloadTooLarge(f"the upload is {size:,} bytes; the limit is {limits.max_bytes:,}.")
     filename = upload.filename or "dataset"
     parsed = read_dataset(upload.file, filename, limits=limits)
-    arrays = {"x_train": parsed.x_train, "y_train": parsed.y_train}
+    arrays: dict[str, Any] = {"x_train": parsed.x_train, "y_train": parsed.y_train}
     if parsed.x_test is not None and parsed.y_test is not None:
         arrays |= {"x_test": parsed.x_test, "y_test": parsed.y_test}
     buf = io.BytesIO()
@@ -86,7 +87,9 @@ async def upload_dataset(
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise ApiError(422, "validation_error", "file: a file field with the dataset is required.")
+            raise ApiError(
+                422, "validation_error", "file: a file field with the dataset is required."
+            )
         limits = UploadLimits(
             max_bytes=settings.max_upload_bytes, max_dataset_rows=settings.max_dataset_rows
         )

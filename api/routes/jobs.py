@@ -35,9 +35,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, job_id = json.loads(raw)
         return datetime.fromisoformat(created), str(job_id)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise ApiError(
-            422, "validation_error", "cursor: not a cursor this API returned."
-        ) from exc
+        raise ApiError(422, "validation_error", "cursor: not a cursor this API returned.") from exc
 
 
 def _utc(value: datetime) -> datetime:

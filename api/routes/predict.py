@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -24,8 +26,6 @@ from shared.models import Blob, BlobKind, Job, JobType
 from shared.schemas import JobOut, PredictRequest
 from shared.storage import BlobStore, iter_rows
 from shared.uploads import UploadLimits, open_images, sha256_of
-from sqlalchemy.orm import Session
-from pydantic import ValidationError
 
 router = APIRouter(prefix="/v1/jobs", tags=["predict"])
 PAGE_MAX = 1000
@@ -69,7 +69,9 @@ def _validation_error(exc: ValidationError) -> ApiError:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "body"
     message = str(first["msg"]).removeprefix("Value error, ")
-    return ApiError(422, "validation_error", f"{field}: {message}.", [{"field": field, "message": message}])
+    return ApiError(
+        422, "validation_error", f"{field}: {message}.", [{"field": field, "message": message}]
+    )
 
 
 def _submit_named(
@@ -191,15 +193,21 @@ async def submit_predict(
         form = await request.form(max_files=2, max_fields=10)
         model_id, upload, labels = form.get("model"), form.get("file"), form.get("labels")
         if not isinstance(model_id, str) or not model_id:
-            raise ApiError(422, "validation_error", "model: a form field with a train job id is required.")
+            raise ApiError(
+                422, "validation_error", "model: a form field with a train job id is required."
+            )
         if not isinstance(upload, UploadFile):
-            raise ApiError(422, "validation_error", "file: a file field with the images is required.")
+            raise ApiError(
+                422, "validation_error", "file: a file field with the images is required."
+            )
         if labels is not None and not isinstance(labels, UploadFile):
             raise ApiError(422, "validation_error", "labels: must be a file field.")
         unknown = set(form.keys()) - {"model", "file", "labels"}
         if unknown:
             raise ApiError(422, "validation_error", f"{sorted(unknown)[0]}: unknown form field.")
-        limits = UploadLimits(max_bytes=settings.max_upload_bytes, max_rows=settings.max_predict_rows)
+        limits = UploadLimits(
+            max_bytes=settings.max_upload_bytes, max_rows=settings.max_predict_rows
+        )
         try:
             job, created = await run_in_threadpool(
                 _submit_upload, session, caller, limits, model_id, upload, labels, idempotency_key
@@ -214,9 +222,13 @@ async def submit_predict(
             raise ApiError(422, "validation_error", "The body is not valid JSON.") from exc
         except ValidationError as exc:
             raise _validation_error(exc) from exc
-        job, created = await run_in_threadpool(_submit_named, session, caller, body, idempotency_key)
+        job, created = await run_in_threadpool(
+            _submit_named, session, caller, body, idempotency_key
+        )
     else:
-        raise ApiError(415, "unsupported_media_type", "Send application/json or multipart/form-data.")
+        raise ApiError(
+            415, "unsupported_media_type", "Send application/json or multipart/form-data."
+        )
     if not created:
         response.status_code = 200
     return job_out(job)
@@ -271,7 +283,9 @@ def download_predictions(
     labels; ``npy``: probabilities ``(N, 10) float32`` (or ``field=labels``: ``(N,) uint8``)."""
     job = get_job(session, caller, job_id)
     if job.type != JobType.predict:
-        raise ApiError(404, "not_found", f"Job {job_id!r} is a {job.type} job and has no predictions.")
+        raise ApiError(
+            404, "not_found", f"Job {job_id!r} is a {job.type} job and has no predictions."
+        )
     require_succeeded(job, "Predictions")
     labels, probs = _outputs(session, job)
     count = int(labels.size)

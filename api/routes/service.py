@@ -59,16 +59,20 @@ def metrics(session: SessionDep, settings: SettingsDep) -> str:
         select(Job.type, Job.status, func.count()).group_by(Job.type, Job.status)
     ):
         lines.append(f'mnistq_jobs{{type="{job_type}",status="{status}"}} {count}')
-    lines += ["# HELP mnistq_queue_depth Messages waiting in each broker queue.",
-              "# TYPE mnistq_queue_depth gauge"]
+    lines += [
+        "# HELP mnistq_queue_depth Messages waiting in each broker queue.",
+        "# TYPE mnistq_queue_depth gauge",
+    ]
     depths = _queue_depths(settings.redis_url)
     for queue, depth in depths.items():
         lines.append(f'mnistq_queue_depth{{queue="{queue}"}} {depth}')
-    lines += ["# HELP mnistq_http_requests_total HTTP requests by method, route and status.",
-              "# TYPE mnistq_http_requests_total counter"]
-    for (method, route, status), count in sorted(REQUESTS.items()):
+    lines += [
+        "# HELP mnistq_http_requests_total HTTP requests by method, route and status.",
+        "# TYPE mnistq_http_requests_total counter",
+    ]
+    for (method, route, code), count in sorted(REQUESTS.items()):
         lines.append(
-            f'mnistq_http_requests_total{{method="{method}",route="{route}",status="{status}"}} '
+            f'mnistq_http_requests_total{{method="{method}",route="{route}",status="{code}"}} '
             f"{count}"
         )
     return "\n".join(lines) + "\n"
@@ -80,7 +84,7 @@ def _queue_depths(url: str) -> dict[str, int]:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
         try:
-            return {q: int(client.llen(q)) for q in QUEUES.values()}  # type: ignore[arg-type]
+            return {q: int(client.llen(q)) for q in QUEUES.values()}
         finally:
             client.close()
     except (redis.RedisError, OSError):

@@ -34,7 +34,9 @@ def submit_train(
     if request.dataset in BUILTIN_DATASETS:
         train_count = BUILTIN_DATASETS[request.dataset].train_count
     else:
-        train_count = get_dataset(session, caller, request.dataset[len(UPLOAD_PREFIX) :]).train_count
+        train_count = get_dataset(
+            session, caller, request.dataset[len(UPLOAD_PREFIX) :]
+        ).train_count
     if request.batch_size > train_count:
         raise ApiError(
             422,

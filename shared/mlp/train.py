@@ -10,18 +10,26 @@ training-set accuracy after every epoch), rearranged to do no per-batch allocati
 * matrix products write into those buffers (``np.matmul(..., out=)``), activations and their
   derivatives run in place, one-hot targets are never built;
 * the learning rate is folded into the output delta, so the backward pass already produces
-  ``lr * gradient`` and the update is one in-place subtraction per array.
+  ``lr * gradient``; gradients share one flat layout with the network's parameters, so the
+  update is a single in-place subtraction;
+* relu keeps its 0/1 derivative mask from the forward pass for the backward pass.
 
 Randomness comes only from the ``rng`` passed in: one permutation per epoch. Its state after
 epoch k is what :class:`TrainState` records, so resuming from it replays the same batches.
 
-BLAS threads are left as the process has configured them (the worker sets them with
-threadpoolctl). On the 2-core benchmark machine, 2 threads make an epoch of the seed's
-784-128-64-10 net about 1.5x faster than 1 thread (see ``bench/core.py --threads``).
+Threads: the process's BLAS thread limit (the worker sets it with threadpoolctl) is read as
+the number of cores this training may use. The batch loop always runs with 1 BLAS thread: its
+products have only ``batch_size`` rows, and on the 2-vCPU benchmark machine a second BLAS
+thread made them no faster (the weights written after every batch have to cross between
+cores) while making epochs erratic whenever the host was busy. If the limit allows 2 or more
+threads, each epoch's evaluation (full training set + validation set, ~1/3 of an epoch's
+arithmetic) runs on a second Python thread, overlapping the next epoch's batches; with a limit
+of 1 it runs inline. The results are identical either way.
 """
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from shared.exceptions import InvalidInput, TrainingCancelled, TrainingDiverged
 from shared.mlp.activations import ACTIVATIONS, hidden_backward, hidden_forward
@@ -239,11 +247,11 @@ def train(
     x_buf = np.empty((batch, x_train.shape[1]), dtype=network.dtype)
     y_buf = np.empty(batch, dtype=np.intp)
 
-    # One BLAS thread for the batch loop (see the module docstring); the evaluation of each
-    # epoch runs on a second thread, overlapping the next epoch's batches.
+    # One BLAS thread for the batch loop, evaluation in parallel if allowed (module docstring).
+    background = _blas_thread_limit() >= 2
     with (
         threadpool_limits(limits=1, user_api="blas"),
-        _Evaluator(x_train, y_train, x_val, y_val, on_epoch) as evaluator,
+        _Evaluator(x_train, y_train, x_val, y_val, on_epoch, background) as evaluator,
         # Overflow/invalid warnings only occur on the way to a non-finite loss, which is
         # checked after every batch and reported as TrainingDiverged: they would be noise.
         np.errstate(over="ignore", invalid="ignore"),
@@ -281,12 +289,19 @@ def train(
     return evaluator.history
 
 
+def _blas_thread_limit() -> int:
+    """The BLAS thread limit in force (the CPU count if no BLAS library reports one)."""
+    limits = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return max(limits) if limits else os.cpu_count() or 1
+
+
 class _Evaluator:
-    """Scores each finished epoch on a background thread and reports it in order.
+    """Scores each finished epoch, on a background thread if asked, and reports it in order.
 
     The scoring (full training set, then validation set) uses the epoch's network copy, so
-    the next epoch trains meanwhile. ``on_epoch`` is always called from the training thread:
-    at the first batch boundary after the scores are ready, or at :meth:`finish`.
+    in the background the next epoch trains meanwhile. ``on_epoch`` is always called from
+    the training thread: at the first batch boundary after the scores are ready, or at
+    :meth:`finish`.
     """
 
     def __init__(
@@ -296,10 +311,13 @@ class _Evaluator:
         x_val: np.ndarray | None,
         y_val: np.ndarray | None,
         on_epoch: Callable[[EpochStats, TrainState], None] | None,
+        background: bool,
     ) -> None:
         self._data = (x_train, y_train, x_val, y_val)
         self._on_epoch = on_epoch
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlp-eval")
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlp-eval") if background else None
+        )
         self._pending: tuple[Future[EpochStats], TrainState] | None = None
         self.history: list[EpochStats] = []
 
@@ -307,12 +325,17 @@ class _Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, state: TrainState, loss: float, train_seconds: float) -> None:
         """Queue the scoring of ``state.network``; reports the previous epoch first."""
         self.finish()
-        future = self._pool.submit(self._score, state, loss, train_seconds)
+        if self._pool is not None:
+            future = self._pool.submit(self._score, state, loss, train_seconds)
+        else:
+            future = Future()
+            future.set_result(self._score(state, loss, train_seconds))
         self._pending = (future, state)
 
     def poll(self) -> None:

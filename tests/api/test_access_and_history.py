@@ -19,7 +19,9 @@ def test_missing_or_unknown_key_is_401(client: TestClient) -> None:
     assert no_key.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_a_key_sees_only_its_own_jobs(client: TestClient, make_key: Callable[..., dict[str, str]]) -> None:
+def test_a_key_sees_only_its_own_jobs(
+    client: TestClient, make_key: Callable[..., dict[str, str]]
+) -> None:
     """Another key's job is 404 to read, cancel or download; the admin key sees all."""
     alice, bob = make_key("alice"), make_key("bob")
     job = client.post("/v1/jobs/train", json=TRAIN, headers=alice).json()
@@ -35,7 +37,9 @@ def test_a_key_sees_only_its_own_jobs(client: TestClient, make_key: Callable[...
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [job["id"]]
 
 
-def test_revoked_key_is_refused(client: TestClient, make_key: Callable[..., dict[str, str]]) -> None:
+def test_revoked_key_is_refused(
+    client: TestClient, make_key: Callable[..., dict[str, str]]
+) -> None:
     """A revoked key is as good as unknown."""
     from sqlalchemy import update
 
@@ -47,7 +51,9 @@ def test_revoked_key_is_refused(client: TestClient, make_key: Callable[..., dict
     assert client.get("/v1/jobs", headers=headers).status_code == 200
     with session_scope() as s:
         plain = headers["Authorization"].split()[1]
-        s.execute(update(ApiKey).where(ApiKey.key_hash == hash_key(plain)).values(revoked_at=utcnow()))
+        s.execute(
+            update(ApiKey).where(ApiKey.key_hash == hash_key(plain)).values(revoked_at=utcnow())
+        )
         s.commit()
     assert client.get("/v1/jobs", headers=headers).status_code == 401
 

@@ -69,8 +69,13 @@ def model(settings_env: dict[str, str]) -> str:
     from shared.storage import BlobStore
 
     with session_scope() as s:
-        job = Job(type=JobType.train.value, status=JobStatus.succeeded.value, owner="admin",
-                  params={}, dataset="mnist-sample")
+        job = Job(
+            type=JobType.train.value,
+            status=JobStatus.succeeded.value,
+            owner="admin",
+            params={},
+            dataset="mnist-sample",
+        )
         s.add(job)
         s.flush()
         BlobStore(s).put(b"weights", owner="admin", kind="weights", job_id=job.id)
@@ -85,7 +90,9 @@ def nothing_left(
     def check() -> None:
         with session_scope() as s:
             assert s.scalar(select(func.count()).select_from(Job).where(Job.type == "predict")) == 0
-            assert s.scalar(select(func.count()).select_from(Blob).where(Blob.kind != "weights")) == 0
+            assert (
+                s.scalar(select(func.count()).select_from(Blob).where(Blob.kind != "weights")) == 0
+            )
         assert queued_messages() == 0
 
     return check
@@ -94,7 +101,12 @@ def nothing_left(
 BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
     ("783 columns", {"file": ("x.npy", npy(np.zeros((5, 783), np.uint8)))}, 422, "783"),
     ("wrong 3-d shape", {"file": ("x.npy", npy(np.zeros((5, 27, 28), np.uint8)))}, 422, "shape"),
-    ("object array", {"file": ("x.npy", npy(np.array([{"a": 1}] * 3, dtype=object), True))}, 422, "object"),
+    (
+        "object array",
+        {"file": ("x.npy", npy(np.array([{"a": 1}] * 3, dtype=object), True))},
+        422,
+        "object",
+    ),
     ("truncated npy", {"file": ("x.npy", npy(X)[:-100])}, 422, "truncated"),
     ("huge declared npz", {"file": ("x.npz", huge_header_npz())}, 413, ""),
     ("zip bomb of members", {"file": ("x.zip", zip_bomb())}, 413, ""),
@@ -109,11 +121,17 @@ BAD_UPLOADS: list[tuple[str, dict[str, Any], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "files", "status", "fragment"), BAD_UPLOADS,
-                         ids=[c[0] for c in BAD_UPLOADS])
+@pytest.mark.parametrize(
+    ("case", "files", "status", "fragment"), BAD_UPLOADS, ids=[c[0] for c in BAD_UPLOADS]
+)
 def test_bad_prediction_upload_is_refused(
-    client: TestClient, model: str, nothing_left: Callable[[], None],
-    case: str, files: dict[str, Any], status: int, fragment: str,
+    client: TestClient,
+    model: str,
+    nothing_left: Callable[[], None],
+    case: str,
+    files: dict[str, Any],
+    status: int,
+    fragment: str,
 ) -> None:
     """Each bad upload: the stated 4xx, one clear message, nothing recorded or queued."""
     r = client.post("/v1/jobs/predict", data={"model": model}, files=files)
@@ -131,19 +149,25 @@ def test_model_must_be_a_visible_succeeded_train_job(
     unknown = client.post("/v1/jobs/predict", data={"model": "nope"}, files=files)
     assert unknown.status_code == 404
     queued = client.post("/v1/jobs/train", json={"dataset": "mnist-sample", "epochs": 1}).json()
-    r = client.post("/v1/jobs/predict", json={"model": queued["id"], "dataset": "mnist-sample:test"})
+    r = client.post(
+        "/v1/jobs/predict", json={"model": queued["id"], "dataset": "mnist-sample:test"}
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "model_not_ready"
     client.post(f"/v1/jobs/{queued['id']}/cancel")
 
 
-@pytest.mark.parametrize("body", [
-    {"model": "x", "dataset": "mnist-sample:validation"},
-    {"model": "x", "dataset": "cifar:test"},
-    {"model": "x"},
-    {"model": "x", "dataset": "mnist-sample:test", "extra": 1},
-])
-def test_bad_named_split_requests(client: TestClient, model: str, body: dict[str, Any],
-                                  nothing_left: Callable[[], None]) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "x", "dataset": "mnist-sample:validation"},
+        {"model": "x", "dataset": "cifar:test"},
+        {"model": "x"},
+        {"model": "x", "dataset": "mnist-sample:test", "extra": 1},
+    ],
+)
+def test_bad_named_split_requests(
+    client: TestClient, model: str, body: dict[str, Any], nothing_left: Callable[[], None]
+) -> None:
     """JSON predictions need exactly a model and a known split."""
     r = client.post("/v1/jobs/predict", json=body | ({"model": model} if "model" in body else {}))
     assert r.status_code == 422, r.text
@@ -162,8 +186,10 @@ def test_good_uploads_are_stored_and_queued(
     elif fmt == "idx":
         raw = struct.pack(">IIII", 0x803, 20, 28, 28) + X.tobytes()
         labels = struct.pack(">II", 0x801, 20) + Y.astype(np.uint8).tobytes()
-        files = {"file": ("x-idx3-ubyte.gz", gzip.compress(raw)),
-                 "labels": ("y-idx1-ubyte.gz", gzip.compress(labels))}
+        files = {
+            "file": ("x-idx3-ubyte.gz", gzip.compress(raw)),
+            "labels": ("y-idx1-ubyte.gz", gzip.compress(labels)),
+        }
     else:
         files = {"file": ("x.zip", png_zip(28))}
     r = client.post("/v1/jobs/predict", data={"model": model}, files=files)
@@ -178,18 +204,23 @@ def test_good_uploads_are_stored_and_queued(
 
 def test_dataset_upload_and_training_on_it(client: TestClient) -> None:
     """A Keras-layout npz becomes a dataset; train jobs on upload:<id> check its size."""
-    r = client.post("/v1/datasets", files={"file": ("d.npz", npz(x_train=X, y_train=Y,
-                                                                   x_test=X[:5], y_test=Y[:5]))})
+    r = client.post(
+        "/v1/datasets",
+        files={"file": ("d.npz", npz(x_train=X, y_train=Y, x_test=X[:5], y_test=Y[:5]))},
+    )
     assert r.status_code == 201, r.text
     ds = r.json()
     assert (ds["train_count"], ds["test_count"]) == (20, 5) and len(ds["sha256"]) == 64
     assert [d["id"] for d in client.get("/v1/datasets").json()["items"]] == [ds["id"]]
     ok = client.post("/v1/jobs/train", json={"dataset": f"upload:{ds['id']}", "batch_size": 20})
     assert ok.status_code == 202
-    too_big = client.post("/v1/jobs/train", json={"dataset": f"upload:{ds['id']}", "batch_size": 21})
+    too_big = client.post(
+        "/v1/jobs/train", json={"dataset": f"upload:{ds['id']}", "batch_size": 21}
+    )
     assert too_big.status_code == 422
-    missing = client.post("/v1/jobs/train",
-                          json={"dataset": "upload:00000000-0000-0000-0000-000000000000"})
+    missing = client.post(
+        "/v1/jobs/train", json={"dataset": "upload:00000000-0000-0000-0000-000000000000"}
+    )
     assert missing.status_code == 404
 
 

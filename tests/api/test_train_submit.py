@@ -27,7 +27,11 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("string epochs", {"epochs": "10"}, "epochs"),
     ("boolean batch size", {"batch_size": True}, "batch_size"),
     ("zero batch size", {"batch_size": 0}, "batch_size"),
-    ("batch larger than the training set", {"dataset": "mnist-sample", "batch_size": 4001}, "4,000"),
+    (
+        "batch larger than the training set",
+        {"dataset": "mnist-sample", "batch_size": 4001},
+        "4,000",
+    ),
     ("zero learning rate", {"learning_rate": 0}, "learning_rate"),
     ("negative learning rate", {"learning_rate": -0.1}, "learning_rate"),
     ("learning rate above 10", {"learning_rate": 10.5}, "learning_rate"),
@@ -60,7 +64,8 @@ def test_bad_train_body_is_refused_and_leaves_nothing(
 
 
 @pytest.mark.parametrize(
-    "raw", [b'{"learning_rate": NaN}', b'{"learning_rate": Infinity}', b"{not json", b'{"epochs": 1e999}']
+    "raw",
+    [b'{"learning_rate": NaN}', b'{"learning_rate": Infinity}', b"{not json", b'{"epochs": 1e999}'],
 )
 def test_non_finite_or_broken_json_is_refused(
     client: TestClient, job_count: Callable[[], int], queued_messages: Callable[[], int], raw: bytes
@@ -87,7 +92,9 @@ def test_valid_job_is_recorded_then_queued(
     client: TestClient, job_count: Callable[[], int], queued_messages: Callable[[], int]
 ) -> None:
     """A valid body returns 202 with the job, one row and one message on the train queue."""
-    r = client.post("/v1/jobs/train", json={"dataset": "mnist-sample", "epochs": 2, "hidden_activation": "reLU"})
+    r = client.post(
+        "/v1/jobs/train", json={"dataset": "mnist-sample", "epochs": 2, "hidden_activation": "reLU"}
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["status"] == "queued" and job["type"] == "train" and job["attempt"] == 0
@@ -104,12 +111,22 @@ def test_empty_body_uses_the_seed_defaults(client: TestClient) -> None:
     r = client.post("/v1/jobs/train")
     assert r.status_code == 202, r.text
     p = r.json()["params"]
-    assert (p["dataset"], p["epochs"], p["learning_rate"], p["batch_size"]) == ("mnist", 10, 0.01, 64)
+    assert (p["dataset"], p["epochs"], p["learning_rate"], p["batch_size"]) == (
+        "mnist",
+        10,
+        0.01,
+        64,
+    )
 
 
 def test_full_batch_and_limits_are_accepted(client: TestClient) -> None:
     """One full-batch step per epoch, 1,000 epochs and 4,096-unit layers are all valid."""
-    body = {"dataset": "mnist-sample", "batch_size": 4000, "epochs": 1000, "layers": [784, 4096, 10]}
+    body = {
+        "dataset": "mnist-sample",
+        "batch_size": 4000,
+        "epochs": 1000,
+        "layers": [784, 4096, 10],
+    }
     assert client.post("/v1/jobs/train", json=body).status_code == 202
 
 
@@ -120,7 +137,9 @@ def test_idempotency_key_replays_and_conflicts(
     body = {"dataset": "mnist-sample", "epochs": 1}
     first = client.post("/v1/jobs/train", json=body, headers={"Idempotency-Key": "abc"})
     again = client.post("/v1/jobs/train", json=body, headers={"Idempotency-Key": "abc"})
-    other = client.post("/v1/jobs/train", json={**body, "epochs": 2}, headers={"Idempotency-Key": "abc"})
+    other = client.post(
+        "/v1/jobs/train", json={**body, "epochs": 2}, headers={"Idempotency-Key": "abc"}
+    )
     assert first.status_code == 202 and again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"

@@ -97,8 +97,14 @@ def test_each_upload_format_end_to_end(
         files = {"file": ("x.npz", buf.getvalue())}
     elif fmt == "idx-gz":
         files = {
-            "file": ("x-idx3-ubyte.gz", gzip.compress(struct.pack(">IIII", 0x803, 50, 28, 28) + x.tobytes())),
-            "labels": ("y-idx1-ubyte.gz", gzip.compress(struct.pack(">II", 0x801, 50) + y.tobytes())),
+            "file": (
+                "x-idx3-ubyte.gz",
+                gzip.compress(struct.pack(">IIII", 0x803, 50, 28, 28) + x.tobytes()),
+            ),
+            "labels": (
+                "y-idx1-ubyte.gz",
+                gzip.compress(struct.pack(">II", 0x801, 50) + y.tobytes()),
+            ),
         }
     else:
         buf = io.BytesIO()
@@ -112,7 +118,9 @@ def test_each_upload_format_end_to_end(
         x, y = x[order], y[order]
     job = _run(stack, model, data={"model": model["id"]}, files=files)
     expected = _probabilities(model["arrays"], x).argmax(axis=1)
-    r = stack.client.get(f"/v1/jobs/{job['id']}/predictions", params={"format": "npy", "field": "labels"})
+    r = stack.client.get(
+        f"/v1/jobs/{job['id']}/predictions", params={"format": "npy", "field": "labels"}
+    )
     labels = np.load(io.BytesIO(r.content), allow_pickle=False)
     assert labels.shape == (50,)
     assert np.mean(labels == expected) >= 0.98  # float32 vs float64 ties may differ
@@ -131,8 +139,9 @@ def test_streaming_over_several_chunks_and_result_formats(
     job = _run(stack, model, data={"model": model["id"]}, files={"file": ("x.npy", _npy(x))})
     assert job["result"]["count"] == 10_000
     base = f"/v1/jobs/{job['id']}/predictions"
-    probs = np.load(io.BytesIO(stack.client.get(base, params={"format": "npy"}).content),
-                    allow_pickle=False)
+    probs = np.load(
+        io.BytesIO(stack.client.get(base, params={"format": "npy"}).content), allow_pickle=False
+    )
     assert probs.shape == (10_000, 10) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(probs, _probabilities(model["arrays"], x), atol=1e-4)

@@ -23,8 +23,13 @@ def _forward(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def test_train_job_end_to_end(stack: LocalStack, sample_npz: Path) -> None:
     """A 2-epoch job runs in the worker, shows epochs while running, and its weights
     reproduce the reported test accuracy."""
-    body = {"dataset": "mnist-sample", "epochs": 2, "layers": [784, 2048, 10],
-            "batch_size": 8, "seed": 7}
+    body = {
+        "dataset": "mnist-sample",
+        "epochs": 2,
+        "layers": [784, 2048, 10],
+        "batch_size": 8,
+        "seed": 7,
+    }
     r = stack.client.post("/v1/jobs/train", json=body)
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
@@ -51,9 +56,12 @@ def test_train_job_end_to_end(stack: LocalStack, sample_npz: Path) -> None:
     assert w.status_code == 200 and w.headers["content-type"] == "application/octet-stream"
     assert hashlib.sha256(w.content).hexdigest() == w.headers["X-Checksum-SHA256"]
     assert w.headers["ETag"] == f'"{w.headers["X-Checksum-SHA256"]}"'
-    assert stack.client.get(
-        f"/v1/jobs/{job_id}/weights", headers={"If-None-Match": w.headers["ETag"]}
-    ).status_code == 304
+    assert (
+        stack.client.get(
+            f"/v1/jobs/{job_id}/weights", headers={"If-None-Match": w.headers["ETag"]}
+        ).status_code
+        == 304
+    )
     with np.load(io.BytesIO(w.content), allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     assert arrays["W0"].shape == (784, 2048) and arrays["W1"].shape == (2048, 10)
@@ -82,7 +90,9 @@ def test_unavailable_dataset_fails_clearly_and_worker_goes_on(stack: LocalStack)
     """Keras cannot download MNIST here: the job fails fast with where to put the file,
     and the same worker then runs the next job."""
     started = time.monotonic()
-    job_id = stack.client.post("/v1/jobs/train", json={"dataset": "mnist", "epochs": 1}).json()["id"]
+    job_id = stack.client.post("/v1/jobs/train", json={"dataset": "mnist", "epochs": 1}).json()[
+        "id"
+    ]
     job = stack.wait_for_job(job_id, timeout=60)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "dataset_unavailable"
@@ -90,3 +100,55 @@ def test_unavailable_dataset_fails_clearly_and_worker_goes_on(stack: LocalStack)
     assert time.monotonic() - started < 45
     ok = stack.client.post("/v1/jobs/train", json={"dataset": "mnist-sample", "epochs": 1}).json()
     assert stack.wait_for_job(ok["id"], timeout=60)["status"] == "succeeded"
+
+
+def test_training_on_an_uploaded_dataset(stack: LocalStack, sample_npz: Path) -> None:
+    """POST /v1/datasets then train on upload:<id>, with and without a test split."""
+    with np.load(sample_npz, allow_pickle=False) as f:
+        x, y = f["x_train"][:600], f["y_train"][:600]
+    for with_test in (True, False):
+        arrays = {"x_train": x[:500], "y_train": y[:500]}
+        if with_test:
+            arrays |= {"x_test": x[500:], "y_test": y[500:]}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        ds = stack.client.post("/v1/datasets", files={"file": ("mine.npz", buf.getvalue())})
+        assert ds.status_code == 201, ds.text
+        body = {"dataset": f"upload:{ds.json()['id']}", "epochs": 3, "learning_rate": 0.1}
+        job = stack.client.post("/v1/jobs/train", json=body).json()
+        job = stack.wait_for_job(job["id"])
+        assert job["status"] == "succeeded", (job, stack.logs())
+        assert job["result"]["train_count"] == 500
+        if with_test:
+            assert 0.5 < job["result"]["test_accuracy"] <= 1
+        else:
+            assert job["result"]["test_accuracy"] is None
+
+
+def test_lost_worker_is_reaped_and_the_job_resumes_identically(stack: LocalStack) -> None:
+    """Kill the worker mid-job: the lease expires, another worker resumes from the last
+    checkpoint, and the final weights equal an uninterrupted run's bit for bit."""
+    import psutil
+
+    body = {"dataset": "mnist-sample", "epochs": 6, "layers": [784, 512, 10],
+            "batch_size": 4, "seed": 11}
+    job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
+    deadline = time.monotonic() + 120
+    while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < 2:
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.05)
+    for proc in list(stack.worker_procs):
+        parent = psutil.Process(proc.pid)
+        for p in [*parent.children(recursive=True), parent]:
+            p.kill()
+        proc.wait()
+        stack.worker_procs.remove(proc)
+    stack.start_worker("worker-replacement")
+    job = stack.wait_for_job(job_id, timeout=180)
+    assert job["status"] == "succeeded", (job, stack.logs())
+    assert job["attempt"] == 2 and job["result"]["resumed_from_epoch"] >= 2
+    epochs = stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+    again = stack.client.post("/v1/jobs/train", json=body).json()
+    again = stack.wait_for_job(again["id"], timeout=180)
+    assert again["result"]["weights_sha256"] == job["result"]["weights_sha256"]

@@ -26,7 +26,9 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("key", ["changeme", "admin", "short-key"])
-def test_production_refuses_placeholder_admin_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+def test_production_refuses_placeholder_admin_keys(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
     """MNISTQ_ENV=production with a weak MNISTQ_ADMIN_KEY does not start."""
     monkeypatch.setenv("MNISTQ_ENV", "production")
     monkeypatch.setenv("MNISTQ_ADMIN_KEY", key)

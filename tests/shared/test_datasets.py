@@ -45,7 +45,7 @@ def test_packaged_sample_loads_as_float32() -> None:
     assert d.name == "mnist-sample"
     assert d.x_train.shape == (4000, 784) and d.x_test.shape == (1000, 784)
     assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.uint8
-    assert 0.0 == d.x_train.min() and d.x_train.max() == 1.0
+    assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0
     assert set(np.unique(d.y_test)) == set(range(10))
 
 
@@ -109,7 +109,7 @@ def test_from_arrays_rejects_bad_arrays(key: str, value: np.ndarray, fragment: s
 def test_load_path_reads_keras_layout_npz(tmp_path: Path) -> None:
     """An .npz with x_train, y_train, x_test, y_test loads like a built-in."""
     a = _arrays()
-    np.savez(tmp_path / "digits.npz", **a)
+    np.savez(tmp_path / "digits.npz", allow_pickle=False, **a)
     d = load_path(tmp_path / "digits.npz")
     assert d.name == "digits.npz" and d.x_test.shape == (4, 784)
     assert np.array_equal(d.y_train, a["y_train"])
@@ -137,7 +137,9 @@ def test_load_path_problems(tmp_path: Path) -> None:
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((2, 784), np.uint8))
     with pytest.raises(InvalidInput, match="lacks y_train"):
         load_path(tmp_path / "partial.npz")
-    np.savez(tmp_path / "pickled.npz", **{**_arrays(), "y_test": np.array([1, None])})
+    np.savez(
+        tmp_path / "pickled.npz", allow_pickle=True, **{**_arrays(), "y_test": np.array([1, None])}
+    )
     with pytest.raises(InvalidInput):
         load_path(tmp_path / "pickled.npz")
 

@@ -31,7 +31,9 @@ def test_stale_attempt_cannot_write(session: Session) -> None:
     """After a reap and re-claim, the old attempt's epochs and finish are rejected."""
     job = _new(session)
     jobs.claim(session, job.id, worker="a", lease_seconds=30)
-    session.execute(update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1)))
+    session.execute(
+        update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1))
+    )
     assert jobs.reap(session, max_attempts=3, stale_queued_seconds=600) == [job.id]
     assert session.get(Job, job.id, populate_existing=True).status == "queued"
     again = jobs.claim(session, job.id, worker="b", lease_seconds=30)
@@ -74,7 +76,9 @@ def test_attempt_budget_ends_in_worker_lost(session: Session) -> None:
     """A job whose lease expires with no attempts left fails with worker_lost."""
     job = _new(session)
     jobs.claim(session, job.id, worker="a", lease_seconds=30)
-    session.execute(update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1)))
+    session.execute(
+        update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1))
+    )
     assert jobs.reap(session, max_attempts=1, stale_queued_seconds=600) == []
     done = session.get(Job, job.id, populate_existing=True)
     assert done.status == "failed" and done.error_code == "worker_lost"
@@ -83,6 +87,8 @@ def test_attempt_budget_ends_in_worker_lost(session: Session) -> None:
 def test_reap_resends_stale_queued_jobs_once_per_period(session: Session) -> None:
     """A queued job whose message may be lost is re-sent, then not again until stale."""
     job = _new(session)
-    session.execute(update(Job).where(Job.id == job.id).values(created_at=utcnow() - timedelta(hours=1)))
+    session.execute(
+        update(Job).where(Job.id == job.id).values(created_at=utcnow() - timedelta(hours=1))
+    )
     assert jobs.reap(session, max_attempts=3, stale_queued_seconds=60) == [job.id]
     assert jobs.reap(session, max_attempts=3, stale_queued_seconds=60) == []

@@ -119,7 +119,7 @@ def test_softmax_cross_entropy_gradient_is_p_minus_onehot() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_activations_are_safe_on_extreme_inputs(name: str, dtype: type) -> None:
     """No overflow, invalid or divide warnings and finite outputs for scores of +-1e4."""
-    z = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=dtype)
+    z: np.ndarray = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=dtype)
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         out = ACTIVATIONS[name](z, np.empty_like(z))
     assert np.isfinite(out).all()

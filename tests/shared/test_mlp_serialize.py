@@ -60,7 +60,7 @@ def test_state_round_trip_is_exact(network: Network) -> None:
     """A checkpoint restores weights, epoch and a generator that continues the same stream."""
     rng = np.random.default_rng(5)
     rng.permutation(100)
-    state = TrainState(network, 3, rng.bit_generator.state)
+    state = TrainState(network, 3, dict(rng.bit_generator.state))
     loaded = state_from_bytes(state_to_bytes(state))
     assert loaded.epoch == 3
     assert loaded.network.weights[1].tobytes() == network.weights[1].tobytes()
@@ -69,7 +69,7 @@ def test_state_round_trip_is_exact(network: Network) -> None:
 
 def test_weights_and_checkpoints_are_not_interchangeable(network: Network) -> None:
     """A checkpoint is not a weights file (extra members) and vice versa (missing members)."""
-    state = TrainState(network, 1, np.random.default_rng(0).bit_generator.state)
+    state = TrainState(network, 1, dict(np.random.default_rng(0).bit_generator.state))
     with pytest.raises(InvalidWeightsFile, match="unexpected"):
         weights_from_bytes(state_to_bytes(state))
     with pytest.raises(InvalidWeightsFile, match="missing"):
@@ -200,7 +200,7 @@ def test_duplicate_member_is_rejected(network: Network) -> None:
 
 def test_bad_checkpoint_fields_are_rejected(network: Network) -> None:
     """A checkpoint with a malformed generator state or a negative epoch is refused."""
-    rng_state = np.random.default_rng(0).bit_generator.state
+    rng_state = dict(np.random.default_rng(0).bit_generator.state)
     good = _members(state_to_bytes(TrainState(network, 2, rng_state)))
     assert state_from_bytes(_savez(good)).epoch == 2
     for name, value in (

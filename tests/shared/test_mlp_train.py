@@ -1,7 +1,10 @@
 """The training loop: learning, determinism, resuming, cancellation and divergence."""
 
+from typing import Any
+
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from shared.datasets import Dataset, load_builtin
 from shared.exceptions import InvalidInput, TrainingCancelled, TrainingDiverged
@@ -217,10 +220,30 @@ def test_mismatched_data_is_rejected(sample: Dataset) -> None:
     """Labels that do not match the images, or out-of-range labels, raise InvalidInput."""
     net = Network.initialize(Architecture.create([784, 10]), np.random.default_rng(0))
     rng = np.random.default_rng(0)
-    opts = {"epochs": 1, "learning_rate": 0.1, "batch_size": 8, "rng": rng}
+    opts: dict[str, Any] = {"epochs": 1, "learning_rate": 0.1, "batch_size": 8, "rng": rng}
     with pytest.raises(InvalidInput, match="labels"):
         train(net, sample.x_train, sample.y_train[:-1], **opts)
     with pytest.raises(InvalidInput, match="0..9"):
         train(net, sample.x_train[:3], np.array([0, 1, 10]), **opts)
     with pytest.raises(InvalidInput, match="784"):
         train(net, sample.x_train[:, :100], sample.y_train, **opts)
+
+
+def _blas_limits() -> list[int]:
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_background_and_inline_evaluation_agree(sample: Dataset) -> None:
+    """Evaluation overlapping the next epoch (BLAS limit 2) or inline (limit 1) gives the
+    same history and weights, and train restores the caller's BLAS limit."""
+    arch = Architecture.create([784, 16, 10])
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            before = _blas_limits()
+            net, history = _fit(sample, arch, epochs=3, x_val=sample.x_test, y_val=sample.y_test)
+            assert _blas_limits() == before
+        runs.append((net, [(s.epoch, s.loss, s.train_accuracy, s.val_accuracy) for s in history]))
+    (net1, hist1), (net2, hist2) = runs
+    assert hist1 == hist2
+    assert all(np.array_equal(a, b) for a, b in zip(net1.weights, net2.weights, strict=True))
