@@ -126,7 +126,7 @@ def child_seed(args: argparse.Namespace) -> dict[str, Any]:
         original_train(model, *rest)
         memory.stop()
 
-    seed.train = train
+    seed.train = train  # type: ignore[attr-defined]  # main() looks it up in the module
     sys.argv = [str(args.seed_script), str(args.data), "--epochs", str(args.epochs)]
     sys.argv += ["--seed", str(args.seed)]
     out = io.StringIO()
@@ -278,9 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.child == "core":
         print(json.dumps(child_core(args)))
         return
+    load_before = os.getloadavg()[0]
     seed = None if args.skip_seed else _run_child("seed", args)
     core = _run_child("core", args)
     print(render(seed, core, args))
+    # Other processes on the same cores distort both columns (multi-threaded BLAS worst).
+    print(f"1-min load average before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     if args.json:
         print(json.dumps({"seed": seed, "core": core}, indent=2))
 

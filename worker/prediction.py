@@ -54,7 +54,8 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     count, chunks = _named_chunks(job.dataset, rows) if named else _upload_chunks(job, rows)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     labelled = 0
-    input_hash = hashlib.sha256()
+    # Uploads were hashed by the API as received; named splits are hashed here as read.
+    input_hash = hashlib.sha256() if named else None
     started = time.perf_counter()
     with session_scope() as out:
         store = BlobStore(out)
@@ -67,7 +68,8 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         for x, y in chunks:
             if lease.should_stop():
                 raise TrainingCancelled("cancelled between chunks")
-            input_hash.update(np.ascontiguousarray(x).data)
+            if input_hash is not None:
+                input_hash.update(np.ascontiguousarray(x).data)
             proba = network.predict_proba(to_float32(x))
             predicted = proba.argmax(axis=1).astype(np.uint8)
             labels_out.write(predicted.data)
@@ -90,8 +92,7 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
             "images_per_second": round(done / seconds, 1) if seconds > 0 else None,
             "model": job.model_job_id,
             "weights_sha256": weights_sha,
-            "input_sha256": job.params["input"].get("sha256") or input_hash.hexdigest(),
-            "input_pixels_sha256": input_hash.hexdigest(),
+            "input_sha256": input_hash.hexdigest() if input_hash else job.params["input"]["sha256"],
         }
         if done != count:
             raise RuntimeError(f"read {done} images where {count} were recorded")

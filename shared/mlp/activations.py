@@ -52,7 +52,7 @@ def softmax(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     row = np.maximum.reduce(z, axis=1, keepdims=True)
     np.subtract(z, row, out=out)
     np.exp(out, out=out)
-    np.sum(out, axis=1, keepdims=True, out=row)
+    np.add.reduce(out, axis=1, keepdims=True, out=row)
     return np.divide(out, row, out=out)
 
 

@@ -1,7 +1,7 @@
 """Weights files and training checkpoints: one ``.npz`` each, readable without pickle.
 
-Weights file (what other services download), an uncompressed ``np.savez`` archive with
-exactly these members and nothing else::
+Weights file (what other services download), an uncompressed ``np.savez`` archive (members
+stored, not deflated) with exactly these members and nothing else::
 
     architecture   0-d unicode array: JSON {"format": "mnistq-mlp-v1", "layers": [784, ..., 10],
                    "hidden_activation": ..., "output_activation": ..., "loss": ...}
@@ -33,7 +33,7 @@ import numpy as np
 
 from shared.exceptions import InvalidArchitecture, InvalidInput, InvalidWeightsFile, MnistqError
 from shared.mlp.network import Architecture, Network
-from shared.mlp.train import TrainState, restore_rng
+from shared.mlp.train import TrainState, restore_rng, to_json_types
 
 FORMAT = "mnistq-mlp-v1"
 _JSON_LIMIT = 1 << 20  # characters; a real architecture or rng state is well under 1 kB
@@ -54,7 +54,7 @@ def weights_from_bytes(data: bytes) -> Network:
 def state_to_bytes(state: TrainState) -> bytes:
     """The checkpoint file (weights file + ``rng_state`` + ``epoch``) for ``state``."""
     members = _network_members(state.network)
-    members["rng_state"] = np.array(json.dumps(state.rng_state))
+    members["rng_state"] = np.array(json.dumps(to_json_types(state.rng_state)))
     members["epoch"] = np.array(state.epoch, dtype=_EPOCH_DTYPE)
     return _save(members)
 
@@ -171,7 +171,13 @@ def _read_member(
     want: str,
 ) -> np.ndarray:
     """Read ``name``.npy, validating its header with ``check`` before touching the data."""
-    with zf.open(name + ".npy") as f:
+    info = zf.getinfo(name + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        # Stored members cannot be larger than the file itself: no decompression bombs.
+        raise InvalidWeightsFile(
+            f"member '{name}' is compressed; write the file with np.savez, not savez_compressed."
+        )
+    with zf.open(info) as f:
         shape, fortran, dtype = _read_header(f, name)
         if dtype.hasobject or not check(shape, dtype):
             raise InvalidWeightsFile(

@@ -17,14 +17,17 @@ training-set accuracy after every epoch), rearranged to do no per-batch allocati
 Randomness comes only from the ``rng`` passed in: one permutation per epoch. Its state after
 epoch k is what :class:`TrainState` records, so resuming from it replays the same batches.
 
-Threads: the process's BLAS thread limit (the worker sets it with threadpoolctl) is read as
-the number of cores this training may use. The batch loop always runs with 1 BLAS thread: its
-products have only ``batch_size`` rows, and on the 2-vCPU benchmark machine a second BLAS
-thread made them no faster (the weights written after every batch have to cross between
-cores) while making epochs erratic whenever the host was busy. If the limit allows 2 or more
-threads, each epoch's evaluation (full training set + validation set, ~1/3 of an epoch's
-arithmetic) runs on a second Python thread, overlapping the next epoch's batches; with a limit
-of 1 it runs inline. The results are identical either way.
+Threads: the batch loop always runs with 1 BLAS thread, whatever the process is configured
+with. Multi-threaded OpenBLAS splits the products differently and changes the low bits of the
+results (measured: weights differ by ~2e-8 after 2 epochs with 2 threads), so a job's result
+would depend on the worker's thread setting and a resumed job could drift from an
+uninterrupted one. One thread also keeps epochs steady when other processes compete for the
+cores (with 2 threads, epochs of 0.5 s took 2-12 s on a busy machine), at the price of ~20% on
+an idle 2-core machine. The process's BLAS limit (set by the worker with threadpoolctl) is read
+as the number of cores training may use: with 2 or more, each epoch's evaluation (full
+training set + validation set, about a third of an epoch's arithmetic) runs on a second Python
+thread, overlapping the next epoch's batches; with 1 it runs inline. Results are identical
+either way, and the caller's limit is restored on return.
 """
 
 import logging
@@ -80,7 +83,7 @@ class TrainState:
 
 def rng_state_of(rng: np.random.Generator) -> dict[str, Any]:
     """``rng.bit_generator.state`` as plain JSON types (arrays become lists)."""
-    return _jsonable(rng.bit_generator.state)
+    return to_json_types(rng.bit_generator.state)
 
 
 def restore_rng(state: dict[str, Any]) -> np.random.Generator:
@@ -96,11 +99,12 @@ def restore_rng(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _jsonable(value: Any) -> Any:
+def to_json_types(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars replaced by lists and Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): to_json_types(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [to_json_types(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

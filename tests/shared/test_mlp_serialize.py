@@ -67,6 +67,17 @@ def test_state_round_trip_is_exact(network: Network) -> None:
     assert np.array_equal(loaded.rng().permutation(1000), rng.permutation(1000))
 
 
+@pytest.mark.parametrize("bit_generator", ["PCG64", "MT19937", "Philox", "SFC64"])
+def test_any_numpy_bit_generator_survives_a_checkpoint(
+    network: Network, bit_generator: str
+) -> None:
+    """Generator states holding arrays (MT19937's key) are stored as JSON and restored."""
+    rng = np.random.Generator(getattr(np.random, bit_generator)(11))
+    state = TrainState(network, 1, dict(rng.bit_generator.state))
+    restored = state_from_bytes(state_to_bytes(state)).rng()
+    assert np.array_equal(restored.random(5), rng.random(5))
+
+
 def test_weights_and_checkpoints_are_not_interchangeable(network: Network) -> None:
     """A checkpoint is not a weights file (extra members) and vice versa (missing members)."""
     state = TrainState(network, 1, dict(np.random.default_rng(0).bit_generator.state))
@@ -92,6 +103,14 @@ def test_truncated_file_is_rejected(network: Network) -> None:
     for cut in (10, len(data) // 2, len(data) - 30):
         with pytest.raises(InvalidWeightsFile):
             weights_from_bytes(data[:cut])
+
+
+def test_compressed_archive_is_rejected(network: Network) -> None:
+    """Deflated members (np.savez_compressed) are refused: no decompression bombs."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, allow_pickle=False, **_members(weights_to_bytes(network)))
+    with pytest.raises(InvalidWeightsFile, match="compressed"):
+        weights_from_bytes(buf.getvalue())
 
 
 def test_plain_npy_is_rejected(network: Network) -> None:

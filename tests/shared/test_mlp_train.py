@@ -234,8 +234,8 @@ def _blas_limits() -> list[int]:
 
 
 def test_background_and_inline_evaluation_agree(sample: Dataset) -> None:
-    """Evaluation overlapping the next epoch (BLAS limit 2) or inline (limit 1) gives the
-    same history and weights, and train restores the caller's BLAS limit."""
+    """Results do not depend on the caller's BLAS limit (evaluation overlapping the next
+    epoch with limit 2, inline with limit 1), and train restores that limit."""
     arch = Architecture.create([784, 16, 10])
     runs = []
     for threads in (1, 2):
