@@ -112,6 +112,8 @@ def _limit_threads(threads: int | None) -> contextlib.AbstractContextManager[Any
 
 def child_seed(args: argparse.Namespace) -> dict[str, Any]:
     """Run the seed's own main() with memory probes around its train()."""
+    import numpy as np
+
     spec = importlib.util.spec_from_file_location("seed_mlp", args.seed_script)
     assert spec is not None and spec.loader is not None
     seed = importlib.util.module_from_spec(spec)
@@ -134,7 +136,8 @@ def child_seed(args: argparse.Namespace) -> dict[str, Any]:
         seed.main()
     printed = dict(re.findall(r"^(Test Accuracy|Time Elapsed): ([0-9.]+)$", out.getvalue(), re.M))
     (x_train, _), (x_test, _) = seed.load(str(args.data))
-    x = (x_test.reshape(x_test.shape[0], -1).T / 255.0)[:, :INFERENCE_IMAGES]
+    # Exactly INFERENCE_IMAGES images (the test set repeated if it is smaller), seed layout.
+    x = np.resize(x_test.reshape(x_test.shape[0], -1), (INFERENCE_IMAGES, 784)).T / 255.0
     with _limit_threads(args.threads):
         images_per_s = _images_per_second(models[0].predict, x)
     return {
@@ -172,7 +175,7 @@ def child_core(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         memory.stop()
         accuracy = network.accuracy(data.x_test, data.y_test)
-        x = np.ascontiguousarray(data.x_test[:INFERENCE_IMAGES])
+        x = np.resize(data.x_test, (INFERENCE_IMAGES, data.x_test.shape[1]))
         images_per_s = _images_per_second(network.predict, x)
         proba_per_s = _images_per_second(network.predict_proba, x)
     return {

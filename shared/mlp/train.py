@@ -281,12 +281,12 @@ def train(
                 loss = ws.sgd_step(xb, yb, learning_rate)
                 if not math.isfinite(loss):
                     evaluator.finish()
-                    raise _diverged(epoch, loss, learning_rate)
+                    raise _diverged(epoch, f"the loss became {loss}", learning_rate)
                 total_loss += loss
                 n_batches += 1
             if not all(np.isfinite(w).all() for w in network.weights):
                 evaluator.finish()
-                raise _diverged(epoch, math.nan, learning_rate)
+                raise _diverged(epoch, "the weights became NaN or infinite", learning_rate)
             state = TrainState(network.copy(), epoch, rng_state_of(rng))
             evaluator.submit(state, total_loss / n_batches, time.perf_counter() - started)
         evaluator.finish()
@@ -376,10 +376,10 @@ class _Evaluator:
         )
 
 
-def _diverged(epoch: int, loss: float, learning_rate: float) -> TrainingDiverged:
+def _diverged(epoch: int, what: str, learning_rate: float) -> TrainingDiverged:
     return TrainingDiverged(
-        f"Training diverged in epoch {epoch}: the loss became {loss} "
-        f"(learning rate {learning_rate:g}); try a smaller learning rate."
+        f"Training diverged in epoch {epoch}: {what} (learning rate {learning_rate:g}); "
+        "try a smaller learning rate."
     )
 
 

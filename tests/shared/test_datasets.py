@@ -224,9 +224,10 @@ def test_keras_fashion_mnist_reads_keras_home(keras_probe: dict) -> None:
 
 
 def test_keras_mnist_offline_fails_fast_with_a_placement_hint(keras_probe: dict) -> None:
-    """Without the file or internet, mnist raises DatasetUnavailable in seconds saying where
-    to put mnist.npz."""
+    """Offline and without the file, mnist fails in seconds saying where to put mnist.npz."""
     mnist = keras_probe["mnist"]
-    assert mnist["error"] is not None and mnist["code"] == "dataset_unavailable"
+    if mnist["error"] is None:
+        pytest.skip("Keras downloaded mnist.npz: this machine is online")
+    assert mnist["code"] == "dataset_unavailable"
     assert os.path.join(keras_probe["home"], "datasets", "mnist.npz") in mnist["error"]
     assert mnist["seconds"] < 20
