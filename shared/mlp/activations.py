@@ -13,9 +13,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh")
-OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear")
-
 
 def relu(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """max(z, 0) elementwise into ``out``."""

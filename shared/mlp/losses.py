@@ -27,7 +27,6 @@ No one-hot matrix is ever built: the labels index the true-class entries directl
 
 import numpy as np
 
-LOSSES = ("cross_entropy", "mse")
 LOG_EPS = 1e-15
 
 

@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from shared.catalog import NUM_CLASSES, NUM_PIXELS
+from shared.catalog import (
+    HIDDEN_ACTIVATIONS,
+    architecture_problem,
+    normalise_activation,
+)
 from shared.exceptions import InvalidArchitecture, InvalidInput
-from shared.mlp.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from shared.mlp.losses import LOSSES
+from shared.mlp.activations import ACTIVATIONS
 
 DEFAULT_BATCH_SIZE = 8192
 _ARCH_KEYS = ("layers", "hidden_activation", "output_activation", "loss")
@@ -30,33 +33,20 @@ class Architecture:
     loss: str
 
     def __post_init__(self) -> None:
-        layers = self.layers
-        if not isinstance(layers, tuple):
+        if not isinstance(self.layers, tuple):
             raise InvalidArchitecture(
                 "layers must be a tuple of integers; build with Architecture.create(...)."
             )
-        if len(layers) < 2:
-            raise InvalidArchitecture(
-                "layers must list at least two sizes: 784 inputs and 10 outputs."
-            )
-        for size in layers:
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise InvalidArchitecture(
-                    f"layer sizes must be positive integers; got {size!r} in {list(layers)}."
-                )
-        if layers[0] != NUM_PIXELS or layers[-1] != NUM_CLASSES:
-            raise InvalidArchitecture(
-                f"layers must start with {NUM_PIXELS} inputs and end with {NUM_CLASSES} "
-                f"outputs; got {list(layers)}."
-            )
-        _check_choice("hidden_activation", self.hidden_activation, HIDDEN_ACTIVATIONS)
-        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        _check_choice("loss", self.loss, LOSSES)
-        if self.output_activation == "linear" and self.loss == "cross_entropy":
-            raise InvalidArchitecture(
-                "a linear output cannot be trained with cross_entropy (the log of a raw score "
-                "is meaningless); use softmax or sigmoid output, or the mse loss."
-            )
+        problem = architecture_problem(
+            self.layers, self.hidden_activation, self.output_activation, self.loss
+        )
+        # The API validates with the same rules; hidden names must already be normalised.
+        if problem is None and self.hidden_activation != normalise_activation(
+            self.hidden_activation
+        ):
+            problem = f"hidden_activation must be one of {', '.join(HIDDEN_ACTIVATIONS)}."
+        if problem:
+            raise InvalidArchitecture(problem)
 
     @classmethod
     def create(
@@ -129,11 +119,6 @@ def _as_int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise InvalidArchitecture(f"layer sizes must be positive integers; got {value!r}.")
-
-
-def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InvalidArchitecture(f"{field} must be one of {', '.join(allowed)}; got {value!r}.")
 
 
 class Network:

@@ -19,8 +19,8 @@ def test_create_normalises_the_seeds_names() -> None:
 @pytest.mark.parametrize(
     "kwargs,fragment",
     [
-        ({"layers": [784]}, "at least two"),
-        ({"layers": []}, "at least two"),
+        ({"layers": [784]}, "at least 2"),
+        ({"layers": []}, "at least 2"),
         ({"layers": [784, 0, 10]}, "positive integers"),
         ({"layers": [784, -3, 10]}, "positive integers"),
         ({"layers": [784, 2.5, 10]}, "positive integers"),
@@ -28,8 +28,8 @@ def test_create_normalises_the_seeds_names() -> None:
         ({"layers": [784, "64", 10]}, "positive integers"),
         ({"layers": "784,10"}, "list of integers"),
         ({"layers": 784}, "list of integers"),
-        ({"layers": [785, 10]}, "start with 784"),
-        ({"layers": [784, 64, 9]}, "end with 10"),
+        ({"layers": [785, 10]}, "start at 784"),
+        ({"layers": [784, 64, 9]}, "end at 10"),
         ({"layers": [784, 10], "hidden_activation": "softmax"}, "hidden_activation"),
         ({"layers": [784, 10], "output_activation": "relu"}, "output_activation"),
         ({"layers": [784, 10], "loss": "hinge"}, "loss"),
