@@ -15,7 +15,6 @@ Prints markdown tables. Needs ../shared/data (the benchmark reads it; the produc
 
 import argparse
 import importlib.util
-import io
 import tempfile
 import time
 from pathlib import Path
@@ -82,7 +81,9 @@ def predict_file(stack: LocalStack, model: str, path: Path) -> tuple[dict[str, A
     started = time.perf_counter()
     with path.open("rb") as fh:
         r = stack.client.post(
-            "/v1/jobs/predict", data={"model": model}, files={"file": (path.name, fh)},
+            "/v1/jobs/predict",
+            data={"model": model},
+            files={"file": (path.name, fh)},
             timeout=3600,
         )
     r.raise_for_status()
@@ -143,8 +144,10 @@ def main() -> None:
             assert job["status"] == "succeeded", job
         target = 3 * raw + 1
         print("## 60,000-image prediction job, end to end (upload, queue, run, results stored)\n")
-        print("| raw core | end to end | of which: POST (upload, checks, store) | queued | "
-              "worker run | target (3x core + 1 s) | met |")
+        print(
+            "| raw core | end to end | of which: POST (upload, checks, store) | queued | "
+            "worker run | target (3x core + 1 s) | met |"
+        )
         print("|---:|---:|---:|---:|---:|---:|:-:|")
         print(
             f"| {raw:.3f} s | {seconds:.2f} s | {job['submit_seconds']:.2f} s | "
@@ -163,8 +166,10 @@ def main() -> None:
                 peak = max(vm_hwm(p) for p in pool_children(st))
                 api_peak = vm_hwm(psutil.Process(st.api.pid)) if st.api else 0
             print(f"## {args.large_rows:,}-image prediction job\n")
-            print("| input | end to end | worker predict | worker peak RSS | API peak RSS | "
-                  "target (worker) |")
+            print(
+                "| input | end to end | worker predict | worker peak RSS | API peak RSS | "
+                "target (worker) |"
+            )
             print("|---:|---:|---:|---:|---:|---:|")
             print(
                 f"| {path.stat().st_size / MB:,.0f} MB | {seconds:.1f} s | "

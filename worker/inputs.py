@@ -37,9 +37,7 @@ def training_data(session: Session, name: str) -> datasets.Dataset:
             return datasets.from_arrays(name, x_train, y_train, arrays["x_test"], arrays["y_test"])
         # No test split: validate the training part, then leave the test split empty.
         data = datasets.from_arrays(name, x_train, y_train, x_train[:1], y_train[:1])
-        return replace(
-            data, x_test=np.zeros((0, 784), np.float32), y_test=np.zeros((0,), np.uint8)
-        )
+        return replace(data, x_test=np.zeros((0, 784), np.float32), y_test=np.zeros((0,), np.uint8))
 
     return _DATASETS.get(row.sha256 + row.id, load)
 

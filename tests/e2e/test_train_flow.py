@@ -130,8 +130,13 @@ def test_lost_worker_is_reaped_and_the_job_resumes_identically(stack: LocalStack
     checkpoint, and the final weights equal an uninterrupted run's bit for bit."""
     import psutil
 
-    body = {"dataset": "mnist-sample", "epochs": 6, "layers": [784, 512, 10],
-            "batch_size": 4, "seed": 11}
+    body = {
+        "dataset": "mnist-sample",
+        "epochs": 6,
+        "layers": [784, 512, 10],
+        "batch_size": 4,
+        "seed": 11,
+    }
     job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
     deadline = time.monotonic() + 120
     while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < 2:
