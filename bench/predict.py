@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from shared.devstack import LocalStack, redis_answers
+from shared.devstack import LocalStack
 from shared.mlp import Architecture, Network
+from shared.queue import broker_answers
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -130,7 +131,7 @@ def main() -> None:
     print(f"| seed reference | {seed:,.0f} | 1.0x |")
     print(f"| mnistq core | {core:,.0f} | {core / seed:.1f}x |\n")
 
-    redis_url = "redis://127.0.0.1:6379/12" if redis_answers("redis://127.0.0.1:6379/12") else None
+    redis_url = "redis://127.0.0.1:6379/12" if broker_answers("redis://127.0.0.1:6379/12") else None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         arch = Network.initialize(Architecture.create([784, 128, 64, 10]), np.random.default_rng(0))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from shared.cli import watch
-from shared.devstack import LocalStack, redis_answers
+from shared.devstack import LocalStack
+from shared.queue import broker_answers
 
 DEFAULT_REDIS = "redis://localhost:6379/0"
 
@@ -32,7 +33,7 @@ def run_demo(epochs: int = 5, dataset: str | None = None) -> int:
     dataset = dataset or pick_dataset()
     database_url = os.environ.get("DATABASE_URL") or "sqlite:///mnistq-demo.db"
     redis_url = os.environ.get("REDIS_URL") or (
-        DEFAULT_REDIS if redis_answers(DEFAULT_REDIS) else None
+        DEFAULT_REDIS if broker_answers(DEFAULT_REDIS) else None
     )
     print(f"database: {database_url}")
     print(f"redis:    {redis_url or 'a private redis-server (none configured or answering)'}")

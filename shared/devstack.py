@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import redis
+
+from shared.queue import broker_answers
 
 log = logging.getLogger(__name__)
 FINAL = ("succeeded", "failed", "cancelled")
@@ -29,17 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def redis_answers(url: str, timeout: float = 0.5) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError):
-        return False
 
 
 def redis_server_binary() -> str:
@@ -132,7 +122,7 @@ class LocalStack:
             stderr=subprocess.DEVNULL,
         )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
-        self._wait(lambda: redis_answers(self.redis_url or ""), "private redis-server", 10)
+        self._wait(lambda: broker_answers(self.redis_url or ""), "private redis-server", 10)
 
     def migrate(self) -> None:
         subprocess.run(_mnistq() + ["migrate"], env=self.env(), check=True, capture_output=True)

@@ -6,6 +6,7 @@ Redis carries nothing but job ids: the database is the source of truth.
 
 from functools import lru_cache
 
+import redis
 from celery import Celery
 from kombu import Queue
 from kombu.exceptions import OperationalError
@@ -65,6 +66,22 @@ def enqueue(job_type: JobType | str, job_id: str) -> None:
         )
     except (OperationalError, OSError) as exc:
         raise EnqueueError(f"the queue at {_redacted(settings.redis_url)} is unreachable") from exc
+
+
+def broker_queue_depths(url: str, timeout: float = 1.0) -> dict[str, int] | None:
+    """Messages waiting per queue, or None when the broker does not answer."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            return {q: int(client.llen(q)) for q in QUEUES.values()}
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return None
+
+
+def broker_answers(url: str, timeout: float = 1.0) -> bool:
+    return broker_queue_depths(url, timeout) is not None
 
 
 def _redacted(url: str) -> str:

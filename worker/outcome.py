@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from shared import jobs
 from shared.config import Settings
 from shared.db import session_scope
@@ -21,14 +23,29 @@ log = logging.getLogger(__name__)
 Body = Callable[[Job, Settings, JobLease], dict[str, Any]]
 
 
-def _end(job: Job, status: JobStatus, code: str | None = None, message: str | None = None) -> None:
+def finish(
+    session: Session,
+    job: Job,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    code: str | None = None,
+    message: str | None = None,
+) -> None:
+    """End this attempt and commit what the session holds, or roll it all back if the
+    attempt was stale (another attempt owns the job now)."""
+    if jobs.finish(
+        session, job.id, job.attempt, status, result=result, error_code=code, error_message=message
+    ):
+        session.commit()
+    else:
+        session.rollback()
+        log.warning("job %s attempt %d was stale; its outcome was dropped", job.id, job.attempt)
+
+
+def _end(job: Job, status: JobStatus, code: str, message: str) -> None:
     with session_scope() as session:
-        if jobs.finish(
-            session, job.id, job.attempt, status, error_code=code, error_message=message
-        ):
-            session.commit()
-        else:
-            session.rollback()
+        finish(session, job, status, code=code, message=message)
 
 
 def run_claimed(job_id: str, settings: Settings, body: Body) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from shared import datasets, jobs
+from shared import datasets
 from shared.arrays import to_float32
 from shared.catalog import NUM_CLASSES, NUM_PIXELS
 from shared.config import Settings
@@ -17,7 +17,7 @@ from shared.models import BlobKind, Job, JobStatus
 from shared.storage import BlobStore, iter_rows
 from worker.inputs import model_for
 from worker.lease import JobLease
-from worker.outcome import run_claimed
+from worker.outcome import finish, run_claimed
 
 Chunk = tuple[np.ndarray, np.ndarray | None]
 
@@ -96,10 +96,7 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         }
         if done != count:
             raise RuntimeError(f"read {done} images where {count} were recorded")
-        if jobs.finish(out, job.id, job.attempt, JobStatus.succeeded, result=result):
-            out.commit()
-        else:
-            out.rollback()
+        finish(out, job, JobStatus.succeeded, result=result)
     return result
 
 

@@ -23,7 +23,7 @@ from shared.models import BlobKind, Job, JobStatus
 from shared.storage import BlobStore
 from worker.inputs import training_data
 from worker.lease import JobLease
-from worker.outcome import run_claimed
+from worker.outcome import finish, run_claimed
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,7 @@ def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         )
         store.delete_for_job(job.id, BlobKind.checkpoint)
         result |= {"weights_sha256": blob.sha256, "weights_bytes": blob.size}
-        if jobs.finish(session, job.id, job.attempt, JobStatus.succeeded, result=result):
-            session.commit()
-        else:
-            session.rollback()
+        finish(session, job, JobStatus.succeeded, result=result)
     return result
 
 

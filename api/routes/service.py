@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 from api.deps import SessionDep, SettingsDep
 from api.metrics import REQUESTS
 from shared.models import Job
-from shared.queue import QUEUES
+from shared.queue import broker_answers, broker_queue_depths
 
 router = APIRouter(tags=["service"])
 
@@ -16,19 +16,6 @@ router = APIRouter(tags=["service"])
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
-
-
-def _broker_ok(url: str, timeout: float) -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError):
-        return False
 
 
 @router.get("/readyz", responses={503: {"description": "database or broker unreachable"}})
@@ -40,7 +27,7 @@ def readyz(session: SessionDep, settings: SettingsDep) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    checks["broker"] = "ok" if _broker_ok(settings.redis_url, 1.0) else "unreachable"
+    checks["broker"] = "ok" if broker_answers(settings.redis_url) else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
@@ -63,7 +50,7 @@ def metrics(session: SessionDep, settings: SettingsDep) -> str:
         "# HELP mnistq_queue_depth Messages waiting in each broker queue.",
         "# TYPE mnistq_queue_depth gauge",
     ]
-    depths = _queue_depths(settings.redis_url)
+    depths = broker_queue_depths(settings.redis_url) or {}
     for queue, depth in depths.items():
         lines.append(f'mnistq_queue_depth{{queue="{queue}"}} {depth}')
     lines += [
@@ -76,16 +63,3 @@ def metrics(session: SessionDep, settings: SettingsDep) -> str:
             f"{count}"
         )
     return "\n".join(lines) + "\n"
-
-
-def _queue_depths(url: str) -> dict[str, int]:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
-        try:
-            return {q: int(client.llen(q)) for q in QUEUES.values()}
-        finally:
-            client.close()
-    except (redis.RedisError, OSError):
-        return {}
