@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from shared import jobs
 from shared.keys import Caller
-from shared.models import Blob, Job, JobType
+from shared.models import Blob, Job, JobType, utcnow
 from shared.queue import EnqueueError, enqueue
 
 
@@ -71,6 +71,7 @@ def submit(
     )
     if attach is not None:
         attach(job)
+        job.created_at = utcnow()  # queue time starts when the upload is stored, at commit
     try:
         session.commit()
     except IntegrityError:
