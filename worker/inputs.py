@@ -42,14 +42,15 @@ def training_data(session: Session, name: str) -> datasets.Dataset:
     return _DATASETS.get(row.sha256 + row.id, load)
 
 
-def model_for(session: Session, model_job_id: str) -> tuple[Network, str]:
-    """A trained network by its job id, cached by the weights' SHA-256."""
+def model_for(session: Session, model_job_id: str) -> tuple[Network, str, bool]:
+    """A trained network by its job id, cached by the weights' SHA-256.
+
+    Returns ``(network, weights_sha256, came_from_cache)``.
+    """
     store = BlobStore(session)
     blob = store.find(model_job_id, BlobKind.weights)
     if blob is None:
         raise InvalidInput(f"train job {model_job_id!r} has no stored weights.")
-    return _MODELS.get(blob.sha256, lambda: weights_from_bytes(store.read(blob.id))), blob.sha256
-
-
-def model_cache_stats() -> dict[str, int]:
-    return {"hits": _MODELS.hits, "misses": _MODELS.misses}
+    misses = _MODELS.misses
+    network = _MODELS.get(blob.sha256, lambda: weights_from_bytes(store.read(blob.id)))
+    return network, blob.sha256, _MODELS.misses == misses

@@ -49,7 +49,7 @@ def _upload_chunks(job: Job, rows: int) -> tuple[int, Iterator[Chunk]]:
 def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     rows = settings.predict_chunk_rows
     with session_scope() as session:
-        network, weights_sha = model_for(session, job.model_job_id or "")
+        network, weights_sha, cached = model_for(session, job.model_job_id or "")
     named = job.params["input"]["kind"] == "named"
     count, chunks = _named_chunks(job.dataset, rows) if named else _upload_chunks(job, rows)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
@@ -92,6 +92,7 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
             "images_per_second": round(done / seconds, 1) if seconds > 0 else None,
             "model": job.model_job_id,
             "weights_sha256": weights_sha,
+            "model_cached": cached,  # this worker process already had the model loaded
             "input_sha256": input_hash.hexdigest() if input_hash else job.params["input"]["sha256"],
         }
         if done != count:

@@ -78,6 +78,9 @@ def test_named_split_prediction_with_lineage(
     assert result["model"] == model["id"]
     assert result["weights_sha256"] == model["result"]["weights_sha256"]
     assert len(result["input_sha256"]) == 64
+    again = _run(stack, model, json={"model": model["id"], "dataset": "mnist-sample:test"})
+    assert again["result"]["model_cached"] is True  # one worker: loaded once, then reused
+    assert again["result"]["confusion_matrix"] == result["confusion_matrix"]
     listed = stack.client.get("/v1/jobs", params={"model": model["id"]}).json()["items"]
     assert job["id"] in [j["id"] for j in listed]
 
