@@ -65,24 +65,32 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         labels_out = store.writer(owner=job.owner, kind=BlobKind.predicted_labels, job_id=job.id)
         probs_out = store.writer(owner=job.owner, kind=BlobKind.probabilities, job_id=job.id)
         done = 0
-        for x, y in chunks:
-            if lease.should_stop():
-                raise TrainingCancelled("cancelled between chunks")
-            if input_hash is not None:
-                input_hash.update(np.ascontiguousarray(x).data)
-            proba = network.predict_proba(to_float32(x))
-            predicted = proba.argmax(axis=1).astype(np.uint8)
-            labels_out.write(predicted.data)
-            probs_out.write(np.ascontiguousarray(proba, dtype="<f4").data)
-            if y is not None:
-                confusion += np.bincount(
-                    y.astype(np.int64) * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2
-                ).reshape(NUM_CLASSES, NUM_CLASSES)
-                labelled += len(y)
-            done += len(x)
-            out.commit()  # short transactions: heartbeats and other workers keep writing
-        labels_out.finish()
-        probs_out.finish()
+        try:
+            for x, y in chunks:
+                if lease.should_stop():
+                    raise TrainingCancelled("cancelled between chunks")
+                if input_hash is not None:
+                    input_hash.update(np.ascontiguousarray(x).data)
+                proba = network.predict_proba(to_float32(x))
+                predicted = proba.argmax(axis=1).astype(np.uint8)
+                labels_out.write(predicted.data)
+                probs_out.write(np.ascontiguousarray(proba, dtype="<f4").data)
+                if y is not None:
+                    confusion += np.bincount(
+                        y.astype(np.int64) * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2
+                    ).reshape(NUM_CLASSES, NUM_CLASSES)
+                    labelled += len(y)
+                done += len(x)
+                out.commit()  # short transactions: heartbeats and other workers keep writing
+            labels_out.finish()
+            probs_out.finish()
+        except BaseException:
+            # Partial outputs of a cancelled or failed attempt are never served: drop them.
+            out.rollback()
+            store.delete(labels_out.blob.id)
+            store.delete(probs_out.blob.id)
+            out.commit()
+            raise
         seconds = time.perf_counter() - started
         result: dict[str, Any] = {
             "count": done,
