@@ -1,6 +1,7 @@
 """A running job's lease: heartbeats, cancellation and fencing, checked between batches."""
 
 import time
+from typing import Any
 
 from shared import jobs
 from shared.config import Settings
@@ -20,11 +21,17 @@ class JobLease:
         self.settings = settings
         self._next_beat = time.monotonic() + settings.heartbeat_seconds
         self.cancel_requested = False
+        # Set freely by the job between heartbeats; written to the row by the next one.
+        self.progress: dict[str, Any] | None = None
 
     def beat(self) -> None:
         with session_scope() as session:
             state = jobs.heartbeat(
-                session, self.job_id, self.attempt, lease_seconds=self.settings.lease_seconds
+                session,
+                self.job_id,
+                self.attempt,
+                lease_seconds=self.settings.lease_seconds,
+                progress=self.progress,
             )
             session.commit()
         if not state.owned:

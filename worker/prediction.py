@@ -67,6 +67,7 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         done = 0
         try:
             for x, y in chunks:
+                lease.progress = {"rows": done, "count": count, "fraction": round(done / count, 4)}
                 if lease.should_stop():
                     raise TrainingCancelled("cancelled between chunks")
                 if input_hash is not None:

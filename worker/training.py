@@ -1,7 +1,9 @@
 """Run one train job: claim it, train with the core, write epochs, checkpoints and weights."""
 
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,34 @@ def _save_epoch(job: Job, settings: Settings, stats: EpochStats, state: TrainSta
         session.commit()
 
 
+def _progress_reporter(
+    lease: JobLease, epochs: int, start_epoch: int, n: int, batch_size: int
+) -> Callable[[], bool]:
+    """The core calls ``should_stop`` once per batch: count batches into the lease's progress
+    (completed epochs, batch within the current epoch, overall fraction, ETA)."""
+    batches = math.ceil(n / min(batch_size, n))
+    total = (epochs - start_epoch) * batches
+    calls = 0
+    started = time.monotonic()
+
+    def should_stop() -> bool:
+        nonlocal calls
+        calls += 1
+        done = calls - 1  # batches finished before this one
+        elapsed = time.monotonic() - started
+        lease.progress = {
+            "epoch": start_epoch + done // batches,
+            "epochs": epochs,
+            "batch": done % batches + 1,
+            "batches": batches,
+            "fraction": round((start_epoch * batches + done) / (epochs * batches), 4),
+            "eta_seconds": round(elapsed / done * (total - done), 1) if done else None,
+        }
+        return lease.should_stop()
+
+    return should_stop
+
+
 def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     p = job.params
     arch = Architecture.create(
@@ -84,7 +114,9 @@ def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
         y_val=y_val,
         start_epoch=start_epoch,
         on_epoch=lambda stats, st: _save_epoch(job, settings, stats, st),
-        should_stop=lease.should_stop,
+        should_stop=_progress_reporter(
+            lease, p["epochs"], start_epoch, len(data.x_train), p["batch_size"]
+        ),
     )
     train_seconds = time.perf_counter() - started
     weights = weights_to_bytes(network)

@@ -33,19 +33,25 @@ def test_train_job_end_to_end(stack: LocalStack, sample_npz: Path) -> None:
     r = stack.client.post("/v1/jobs/train", json=body)
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    seen_running_with_epochs = False
+    seen_running_with_epochs = seen_batches = False
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job = stack.client.get(f"/v1/jobs/{job_id}").json()
         epochs = stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]
         if job["status"] == "running" and len(epochs) == 1:
             seen_running_with_epochs = True
-            assert job["progress"] == {"epoch": 1, "epochs": 2}
+            assert job["progress"]["epoch"] >= 1 and job["progress"]["epochs"] == 2
+        if job["status"] == "running" and job["progress"] and "batch" in job["progress"]:
+            seen_batches = True
+            progress = job["progress"]
+            assert 1 <= progress["batch"] <= progress["batches"] == 500
+            assert 0 <= progress["fraction"] < 1
         if job["status"] in ("succeeded", "failed"):
             break
         time.sleep(0.05)
     assert job["status"] == "succeeded", (job, stack.logs())
     assert seen_running_with_epochs, "never saw a finished epoch while the job was running"
+    assert seen_batches, "never saw batch-level progress while the job was running"
     assert job["attempt"] == 1 and job["worker"] and job["started_at"] and job["finished_at"]
     assert job["queue_seconds"] >= 0 and job["run_seconds"] > 0
     epochs = stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]
