@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodySizeLimit
 from api.metrics import RequestCounter
-from api.routes import datasets, jobs, predict, service, train
+from api.routes import dashboard, datasets, jobs, predict, service, train
 from shared.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="mnistq", version="1.0", description=DESCRIPTION)
     errors.install(app)
     # Order matters: train's fixed paths before jobs' "/{job_id}".
-    for module in (train, predict, jobs, datasets, service):
+    for module in (train, predict, jobs, datasets, service, dashboard):
         app.include_router(module.router)
     app.add_middleware(
         BodySizeLimit, max_json=settings.max_json_bytes, max_upload=settings.max_upload_bytes
