@@ -131,10 +131,12 @@ class LocalStack:
         self.api = self._spawn("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port)])
         self._wait(self._ready, "API /readyz", 30)
 
-    def start_worker(self, name: str | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str | None = None, wait: bool = True) -> subprocess.Popen[bytes]:
+        """Start ``mnistq worker``; with ``wait``, return once Celery logs that it is ready."""
         index = len(self.worker_procs)
+        name = name or f"worker{index}"
         proc = self._spawn(
-            name or f"worker{index}",
+            name,
             [
                 "worker",
                 "--queues",
@@ -146,6 +148,15 @@ class LocalStack:
             ],
         )
         self.worker_procs.append(proc)
+        if wait:
+            log_path = self.log_dir / f"{name}.log"
+
+            def ready() -> bool:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the worker exited; see {log_path}")
+                return log_path.exists() and " ready." in log_path.read_text(errors="replace")
+
+            self._wait(ready, f"worker {name}", 60)
         return proc
 
     def start(self) -> "LocalStack":

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import redis
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError
 
 from shared.config import Settings, get_settings
@@ -31,7 +31,7 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
-        task_queues=[Queue(q) for q in QUEUES.values()],
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES.values()],
         task_default_queue=QUEUES[JobType.train],
         task_routes={TASK_NAMES[t]: {"queue": QUEUES[t]} for t in JobType},
         broker_connection_retry_on_startup=True,

@@ -16,7 +16,6 @@ from shared.db import session_scope
 from shared.exceptions import MnistqError, TrainingCancelled
 from shared.models import Job, JobStatus
 from worker.lease import JobLease, LeaseLost
-from worker.runtime import worker_name
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,9 @@ def _end(job: Job, status: JobStatus, code: str, message: str) -> None:
         finish(session, job, status, code=code, message=message)
 
 
-def run_claimed(job_id: str, settings: Settings, body: Body) -> None:
+def run_claimed(job_id: str, settings: Settings, worker: str, body: Body) -> None:
     with session_scope() as session:
-        job = jobs.claim(
-            session, job_id, worker=worker_name(), lease_seconds=settings.lease_seconds
-        )
+        job = jobs.claim(session, job_id, worker=worker, lease_seconds=settings.lease_seconds)
         session.commit()
     if job is None:
         log.info("job %s is not claimable (taken, cancelled or gone); message dropped", job_id)

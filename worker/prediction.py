@@ -110,5 +110,5 @@ def _predict(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     return result
 
 
-def run_predict_job(job_id: str, settings: Settings) -> None:
-    run_claimed(job_id, settings, _predict)
+def run_predict_job(job_id: str, settings: Settings, worker: str) -> None:
+    run_claimed(job_id, settings, worker, _predict)

@@ -29,8 +29,9 @@ def limit_blas(threads: int) -> None:
     log.info("BLAS limited to %d thread(s) in pid %d", threads, os.getpid())
 
 
-def worker_name() -> str:
-    return os.environ.get("MNISTQ_WORKER_NAME") or f"celery@{socket.gethostname()}:{os.getpid()}"
+def worker_name(celery_hostname: str | None = None) -> str:
+    """``<celery node name>/<pid>``: which worker, and which of its processes, ran a job."""
+    return f"{celery_hostname or 'celery@' + socket.gethostname()}/{os.getpid()}"
 
 
 class LruCache(Generic[K, V]):

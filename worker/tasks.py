@@ -2,26 +2,29 @@
 
 import logging
 
+from celery import Task
+
 from shared import jobs
 from shared.config import get_settings
 from shared.db import session_scope
 from shared.models import Job, JobType
 from shared.queue import REAP_TASK, TASK_NAMES, enqueue, get_celery
 from worker.prediction import run_predict_job
+from worker.runtime import worker_name
 from worker.training import run_train_job
 
 log = logging.getLogger(__name__)
 app = get_celery()
 
 
-@app.task(name=TASK_NAMES[JobType.train], ignore_result=True)
-def train_task(job_id: str) -> None:
-    run_train_job(job_id, get_settings())
+@app.task(name=TASK_NAMES[JobType.train], ignore_result=True, bind=True)
+def train_task(self: Task, job_id: str) -> None:
+    run_train_job(job_id, get_settings(), worker_name(self.request.hostname))
 
 
-@app.task(name=TASK_NAMES[JobType.predict], ignore_result=True)
-def predict_task(job_id: str) -> None:
-    run_predict_job(job_id, get_settings())
+@app.task(name=TASK_NAMES[JobType.predict], ignore_result=True, bind=True)
+def predict_task(self: Task, job_id: str) -> None:
+    run_predict_job(job_id, get_settings(), worker_name(self.request.hostname))
 
 
 def reap_once() -> list[str]:

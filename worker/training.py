@@ -150,5 +150,5 @@ def _train(job: Job, settings: Settings, lease: JobLease) -> dict[str, Any]:
     return result
 
 
-def run_train_job(job_id: str, settings: Settings) -> None:
-    run_claimed(job_id, settings, _train)
+def run_train_job(job_id: str, settings: Settings, worker: str) -> None:
+    run_claimed(job_id, settings, worker, _train)
