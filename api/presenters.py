@@ -8,7 +8,7 @@ from shared.schemas import DatasetOut, EpochOut, JobError, JobOut
 
 def job_out(job: Job) -> JobOut:
     base = f"/v1/jobs/{job.id}"
-    links = {"self": base, "cancel": f"{base}/cancel"}
+    links = {"self": base, "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
     if job.type == "train":
         links |= {"epochs": f"{base}/epochs", "weights": f"{base}/weights"}
     else:
@@ -26,6 +26,7 @@ def job_out(job: Job) -> JobOut:
         queue_seconds=job.queue_seconds,
         run_seconds=job.run_seconds,
         attempt=job.attempt,
+        retries=job.retries,
         worker=job.worker,
         cancel_requested=job.cancel_requested,
         progress=job.progress,

@@ -71,7 +71,7 @@ def submit(
     )
     if attach is not None:
         attach(job)
-        job.created_at = utcnow()  # queue time starts when the upload is stored, at commit
+        job.created_at = job.queued_at = utcnow()  # queue time starts at commit
     try:
         session.commit()
     except IntegrityError:

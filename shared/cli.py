@@ -2,7 +2,7 @@
 
 Service commands: ``migrate``, ``serve``, ``worker``, ``reap``, ``keys``, ``demo``.
 Client commands (find the service through ``MNISTQ_URL`` and ``MNISTQ_API_KEY``):
-``train``, ``predict``, ``jobs``, ``job``, ``watch``, ``cancel``, ``weights``.
+``train``, ``predict``, ``jobs``, ``job``, ``watch``, ``cancel``, ``retry``, ``weights``.
 """
 
 import argparse
@@ -225,6 +225,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    with _client() as client:
+        job = _check(client.post(f"/v1/jobs/{args.id}/retry"))
+        if args.wait:
+            job = watch(client, job["id"])
+        print(json.dumps(job, indent=2))
+    return 0 if job["status"] != "failed" else 1
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     with _client() as client:
         response = client.get(f"/v1/jobs/{args.id}/weights")
@@ -314,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("id")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("retry", help="queue a failed or cancelled job again (resumes training)")
+    s.add_argument("id")
+    s.add_argument("--wait", action="store_true")
+    s.set_defaults(func=cmd_retry)
 
     s = sub.add_parser("weights", help="download a train job's weights (.npz)")
     s.add_argument("id")

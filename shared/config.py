@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     blas_threads: int = Field(0, ge=0)  # 0: cores // worker processes (see worker/runtime.py)
     lease_seconds: float = Field(60.0, gt=0)  # a running job's lease; renewed by heartbeats
     heartbeat_seconds: float = Field(1.0, gt=0)  # also how often cancellation is noticed
-    max_attempts: int = Field(3, ge=1)  # claims per job before failed/worker_lost
+    max_attempts: int = Field(3, ge=1)  # lost leases in one run before failed/worker_lost
     predict_chunk_rows: int = Field(8192, ge=1)
     task_time_limit: int = Field(6 * 3600, ge=1)
     enqueue_timeout: float = Field(3.0, gt=0)

@@ -5,7 +5,7 @@ workers can never both claim a job and a stale attempt's writes are rejected (fe
 
     queued --claim--> running --finish--> succeeded | failed | cancelled
        |                 `--lease expired (reap)--> queued (attempt budget) | failed/worker_lost
-       `--cancel--> cancelled
+       `--cancel--> cancelled                        failed | cancelled --retry--> queued
 
 Functions flush but never commit: the caller owns the transaction.
 """
@@ -37,6 +37,7 @@ def create(
     idempotency_key: str | None = None,
     body_sha256: str | None = None,
 ) -> Job:
+    now = utcnow()
     job = Job(
         type=type.value,
         status=JobStatus.queued.value,
@@ -46,7 +47,8 @@ def create(
         model_job_id=model_job_id,
         idempotency_key=idempotency_key,
         body_sha256=body_sha256,
-        created_at=utcnow(),
+        created_at=now,
+        queued_at=now,
     )
     session.add(job)
     session.flush()
@@ -83,7 +85,7 @@ def claim(session: Session, job_id: str, *, worker: str, lease_seconds: float) -
     assert job is not None
     if job.started_at is None:
         job.started_at = now
-        job.queue_seconds = _seconds_between(job.created_at, now)
+        job.queue_seconds = _seconds_between(job.queued_at or job.created_at, now)
     session.flush()
     return job
 
@@ -208,6 +210,43 @@ def request_cancel(session: Session, job: Job) -> Job:
     return job
 
 
+def retry(session: Session, job: Job) -> bool:
+    """Put a failed or cancelled job back in the queue (the documented retry).
+
+    ``attempt`` keeps counting, so writes of any earlier attempt stay fenced off; a train job
+    resumes from its last checkpoint. Timings, result and error describe the new run.
+    """
+    res = session.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.status.in_([JobStatus.failed.value, JobStatus.cancelled.value]),
+        )
+        .values(
+            status=JobStatus.queued.value,
+            queued_at=utcnow(),
+            started_at=None,
+            finished_at=None,
+            queue_seconds=None,
+            run_seconds=None,
+            result=None,
+            error_code=None,
+            error_message=None,
+            cancel_requested=False,
+            lease_until=None,
+            heartbeat_at=None,
+            worker=None,
+            progress=None,
+            lost=0,
+            retries=Job.retries + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    session.refresh(job)
+    return res.rowcount == 1  # type: ignore[attr-defined]
+
+
 def reap(session: Session, *, max_attempts: int, stale_queued_seconds: float) -> list[str]:
     """Recover from lost workers and lost queue messages; returns job ids to (re-)enqueue.
 
@@ -221,7 +260,7 @@ def reap(session: Session, *, max_attempts: int, stale_queued_seconds: float) ->
         select(Job).where(Job.status == JobStatus.running.value, Job.lease_until < now)
     ).all()
     for job in expired:
-        if job.attempt >= max_attempts:
+        if job.lost + 1 >= max_attempts:
             finish(
                 session,
                 job.id,
@@ -229,15 +268,21 @@ def reap(session: Session, *, max_attempts: int, stale_queued_seconds: float) ->
                 JobStatus.failed,
                 error_code="worker_lost",
                 error_message=(
-                    f"The worker running this job stopped responding {job.attempt} times; "
-                    "giving up."
+                    f"The worker running this job stopped responding {job.lost + 1} times; "
+                    "giving up (retry it with POST /v1/jobs/{id}/retry)."
                 ),
             )
         else:
             session.execute(
                 update(Job)
                 .where(_fenced(job.id, job.attempt), Job.lease_until < now)
-                .values(status=JobStatus.queued.value, lease_until=None, worker=None)
+                .values(
+                    status=JobStatus.queued.value,
+                    lease_until=None,
+                    worker=None,
+                    lost=Job.lost + 1,
+                    queued_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
     session.flush()
@@ -245,10 +290,10 @@ def reap(session: Session, *, max_attempts: int, stale_queued_seconds: float) ->
     requeue = session.scalars(
         select(Job.id).where(
             Job.status == JobStatus.queued.value,
-            (Job.heartbeat_at.is_(None) & (Job.created_at < cutoff)) | (Job.heartbeat_at < cutoff),
+            (Job.heartbeat_at.is_(None) & (Job.queued_at < cutoff)) | (Job.heartbeat_at < cutoff),
         )
     ).all()
-    stale = [j.id for j in expired if j.attempt < max_attempts]
+    stale = [j.id for j in expired if j.lost + 1 < max_attempts]
     ids = sorted(set(requeue) | set(stale))
     if ids:
         # Remember when each was re-sent so a long backlog is not re-sent on every pass.

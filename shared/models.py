@@ -100,7 +100,10 @@ class Job(Base):
     model_job_id: Mapped[str | None] = mapped_column(String(36), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     body_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far: the fencing token
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # by users
+    lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # leases expired
+    queued_at: Mapped[datetime | None] = mapped_column(default=None)  # last entered queued
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -161,6 +161,7 @@ class JobOut(BaseModel):
     queue_seconds: float | None
     run_seconds: float | None
     attempt: int
+    retries: int
     worker: str | None
     cancel_requested: bool
     progress: dict[str, Any] | None

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import and_, or_, select
 
 from api.access import get_job, visible
-from api.deps import CallerDep, SessionDep
+from api.deps import CallerDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.presenters import epoch_out, job_out
 from api.routes.train import ERRORS
 from shared import jobs
 from shared.models import EpochMetric, Job, JobStatus, as_utc
+from shared.queue import EnqueueError, broker_answers, enqueue
 from shared.schemas import EpochList, JobList, JobOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -93,6 +94,32 @@ def read_epochs(job_id: str, session: SessionDep, caller: CallerDep) -> EpochLis
         select(EpochMetric).where(EpochMetric.job_id == job.id).order_by(EpochMetric.epoch)
     ).all()
     return EpochList(items=[epoch_out(r) for r in rows])
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobOut, responses=ERRORS)
+def retry_job(job_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> JobOut:
+    """Queue a failed or cancelled job again; a train job resumes from its last checkpoint."""
+    job = get_job(session, caller, job_id)
+    if job.status not in (JobStatus.failed, JobStatus.cancelled):
+        raise ApiError(
+            409,
+            "not_retryable",
+            f"Only failed or cancelled jobs can be retried; it is {job.status}.",
+        )
+    if not broker_answers(settings.redis_url, settings.enqueue_timeout):
+        raise ApiError(503, "queue_unavailable", "The queue is unreachable; retry later.")
+    if not jobs.retry(session, job):
+        raise ApiError(409, "not_retryable", "The job changed state meanwhile; read it again.")
+    session.commit()
+    try:
+        enqueue(job.type, job.id)
+    except EnqueueError as exc:
+        raise ApiError(
+            503,
+            "queue_unavailable",
+            f"The job is queued again, but {exc}; the reaper will send it once the queue is back.",
+        ) from exc
+    return job_out(job)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut, responses=ERRORS)

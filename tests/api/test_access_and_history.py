@@ -147,3 +147,23 @@ def test_api_process_never_imports_training_code() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_retry_requeues_a_cancelled_job_but_not_a_queued_one(
+    client: TestClient, queued_messages: Callable[[], int]
+) -> None:
+    """Retry is 409 for a queued job; a cancelled one goes back to queued with a message."""
+    job = client.post("/v1/jobs/train", json=TRAIN).json()
+    r = client.post(f"/v1/jobs/{job['id']}/retry")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_retryable"
+    client.post(f"/v1/jobs/{job['id']}/cancel")
+    r = client.post(f"/v1/jobs/{job['id']}/retry")
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["status"], body["retries"], body["finished_at"], body["error"]) == (
+        "queued",
+        1,
+        None,
+        None,
+    )
+    assert queued_messages() == 2  # the original message and the retry's

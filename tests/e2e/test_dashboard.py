@@ -53,6 +53,7 @@ def test_dashboard_lists_jobs_and_shows_epochs_and_errors(
     dom = render(f"{stack.url}/dashboard#key={stack.admin_key}&job={bad['id']}", tmp_path / "b")
     assert 'id="detail-status">failed<' in dom
     assert "dataset_unavailable: " in dom and "mnist.npz" in dom
+    assert 'id="retry"' in dom and 'id="weights"' not in dom
 
 
 def test_dashboard_without_a_key_asks_for_one(stack: LocalStack, tmp_path: Path) -> None:

@@ -163,3 +163,30 @@ def test_lost_worker_is_reaped_and_the_job_resumes_identically(stack: LocalStack
     again = stack.client.post("/v1/jobs/train", json=body).json()
     again = stack.wait_for_job(again["id"], timeout=180)
     assert again["result"]["weights_sha256"] == job["result"]["weights_sha256"]
+
+
+def test_cancel_then_retry_resumes_to_the_same_weights(stack: LocalStack) -> None:
+    """A running job cancelled after two epochs and then retried resumes from its checkpoint
+    and ends with the weights of an uninterrupted run."""
+    body = {
+        "dataset": "mnist-sample",
+        "epochs": 5,
+        "layers": [784, 256, 10],
+        "batch_size": 4,
+        "seed": 5,
+    }
+    job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
+    deadline = time.monotonic() + 120
+    while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < 2:
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.05)
+    stack.client.post(f"/v1/jobs/{job_id}/cancel")
+    assert stack.wait_for_job(job_id)["status"] == "cancelled"
+    r = stack.client.post(f"/v1/jobs/{job_id}/retry")
+    assert r.status_code == 202, r.text
+    job = stack.wait_for_job(job_id, timeout=180)
+    assert job["status"] == "succeeded", (job, stack.logs())
+    assert job["retries"] == 1 and job["result"]["resumed_from_epoch"] >= 2
+    plain = stack.client.post("/v1/jobs/train", json=body).json()
+    plain = stack.wait_for_job(plain["id"], timeout=180)
+    assert plain["result"]["weights_sha256"] == job["result"]["weights_sha256"]

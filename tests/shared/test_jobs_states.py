@@ -88,7 +88,39 @@ def test_reap_resends_stale_queued_jobs_once_per_period(session: Session) -> Non
     """A queued job whose message may be lost is re-sent, then not again until stale."""
     job = _new(session)
     session.execute(
-        update(Job).where(Job.id == job.id).values(created_at=utcnow() - timedelta(hours=1))
+        update(Job).where(Job.id == job.id).values(queued_at=utcnow() - timedelta(hours=1))
     )
     assert jobs.reap(session, max_attempts=3, stale_queued_seconds=60) == [job.id]
     assert jobs.reap(session, max_attempts=3, stale_queued_seconds=60) == []
+
+
+def test_retry_requeues_only_failed_or_cancelled_and_keeps_fencing(session: Session) -> None:
+    """Retry moves failed/cancelled back to queued with a clean slate; the next claim gets a
+    higher attempt, so the old attempt still cannot write."""
+    job = _new(session)
+    assert not jobs.retry(session, job)  # queued: nothing to retry
+    jobs.claim(session, job.id, worker="a", lease_seconds=30)
+    assert not jobs.retry(session, job)  # running
+    jobs.finish(session, job.id, 1, JobStatus.failed, error_code="boom", error_message="x")
+    assert jobs.retry(session, job)
+    assert (job.status, job.retries, job.error_code, job.finished_at) == ("queued", 1, None, None)
+    again = jobs.claim(session, job.id, worker="b", lease_seconds=30)
+    assert again is not None and again.attempt == 2 and again.queue_seconds is not None
+    assert not jobs.finish(session, job.id, 1, JobStatus.succeeded)
+    assert jobs.finish(session, job.id, 2, JobStatus.succeeded)
+    assert not jobs.retry(session, session.get(Job, job.id, populate_existing=True))
+
+
+def test_lost_leases_have_their_own_budget(session: Session) -> None:
+    """Each expired lease counts once; the job fails after max_attempts losses in one run."""
+    job = _new(session)
+    for expected in ([job.id], [job.id], []):
+        claimed = jobs.claim(session, job.id, worker="a", lease_seconds=30)
+        assert claimed is not None
+        session.execute(
+            update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+        assert jobs.reap(session, max_attempts=3, stale_queued_seconds=600) == expected
+    done = session.get(Job, job.id, populate_existing=True)
+    assert (done.status, done.error_code, done.lost) == ("failed", "worker_lost", 2)
+    assert "3 times" in (done.error_message or "")
