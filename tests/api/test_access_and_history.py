@@ -117,6 +117,10 @@ def test_health_ready_metrics_and_docs(client: TestClient) -> None:
     text = client.get("/metrics", headers=anon).text
     assert 'mnistq_jobs{type="train",status="queued"} 1' in text
     assert 'mnistq_queue_depth{queue="train"} 1' in text
+    docs = client.get("/docs", headers=anon)
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    asset = client.get("/docs-assets/swagger-ui-bundle.js", headers=anon)
+    assert asset.status_code == 200 and len(asset.content) > 100_000
     spec = client.get("/openapi.json", headers=anon).json()
     assert "/v1/jobs/train" in spec["paths"] and "/v1/jobs/predict" in spec["paths"]
 

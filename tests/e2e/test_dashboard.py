@@ -62,3 +62,10 @@ def test_dashboard_without_a_key_asks_for_one(stack: LocalStack, tmp_path: Path)
     assert '<form id="login">' in dom and "data-id=" not in dom
     dom = render(f"{stack.url}/dashboard#key=wrong", tmp_path / "d")
     assert "That API key was refused." in dom and "data-id=" not in dom
+
+
+def test_api_docs_render_offline(stack: LocalStack, tmp_path: Path) -> None:
+    """/docs is Swagger UI served by the API itself: it renders the operations with no CDN."""
+    dom = render(f"{stack.url}/docs", tmp_path / "e")
+    assert "/docs-assets/swagger-ui-bundle.js" in dom
+    assert "opblock" in dom and "/v1/jobs/train" in dom and "/v1/jobs/{job_id}/retry" in dom
