@@ -30,6 +30,8 @@ def job_out(job: Job) -> JobOut:
         worker=job.worker,
         cancel_requested=job.cancel_requested,
         progress=job.progress,
+        callback_url=job.callback_url,
+        webhook=job.webhook,
         result=job.result,
         error=JobError(code=job.error_code, message=job.error_message or "")
         if job.error_code

@@ -48,6 +48,7 @@ def submit(
     body_sha256: str,
     idempotency_key: str | None = None,
     model_job_id: str | None = None,
+    callback_url: str | None = None,
     attach: Callable[[Job], None] | None = None,
 ) -> tuple[Job, bool]:
     """Return ``(job, created)``; ``created`` is False for an idempotent replay."""
@@ -68,6 +69,7 @@ def submit(
         model_job_id=model_job_id,
         idempotency_key=idempotency_key,
         body_sha256=body_sha256,
+        callback_url=callback_url,
     )
     if attach is not None:
         attach(job)

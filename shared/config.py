@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     predict_chunk_rows: int = Field(8192, ge=1)
     task_time_limit: int = Field(6 * 3600, ge=1)
     enqueue_timeout: float = Field(3.0, gt=0)
+    webhook_secret: SecretStr | None = None  # signs webhook bodies (X-Mnistq-Signature)
+    webhook_timeout: float = Field(5.0, gt=0)
+    webhook_attempts: int = Field(3, ge=1)
     reap_interval_seconds: float = Field(30.0, ge=0)  # 0 disables a worker's reaper thread
     requeue_after_seconds: float = Field(600.0, gt=0)  # re-send a queued job's message after
 

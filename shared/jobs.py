@@ -36,6 +36,7 @@ def create(
     model_job_id: str | None = None,
     idempotency_key: str | None = None,
     body_sha256: str | None = None,
+    callback_url: str | None = None,
 ) -> Job:
     now = utcnow()
     job = Job(
@@ -49,6 +50,7 @@ def create(
         body_sha256=body_sha256,
         created_at=now,
         queued_at=now,
+        callback_url=callback_url,
     )
     session.add(job)
     session.flush()
@@ -237,6 +239,7 @@ def retry(session: Session, job: Job) -> bool:
             heartbeat_at=None,
             worker=None,
             progress=None,
+            webhook=None,
             lost=0,
             retries=Job.retries + 1,
         )

@@ -104,6 +104,8 @@ class Job(Base):
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # by users
     lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # leases expired
     queued_at: Mapped[datetime | None] = mapped_column(default=None)  # last entered queued
+    callback_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # last delivery
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -3,6 +3,7 @@
 import re
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -29,6 +30,16 @@ def check_dataset_name(value: str) -> str:
     raise ValueError(f'dataset must be one of {names} or "upload:<dataset id>", got {value!r}')
 
 
+def check_callback_url(value: str | None) -> str | None:
+    """An absolute http(s) URL of at most 2,000 characters, or None."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2000:
+        raise ValueError("callback_url must be an absolute http:// or https:// URL")
+    return value
+
+
 class TrainRequest(BaseModel):
     """``POST /v1/jobs/train``: every field optional, defaulting to the seed's values."""
 
@@ -43,6 +54,14 @@ class TrainRequest(BaseModel):
     learning_rate: float = 0.01
     batch_size: StrictInt = 64
     seed: StrictInt | None = None
+    callback_url: str | None = Field(
+        None, description="POSTed a JSON event when a worker finishes the job (see README)"
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, v: str | None) -> str | None:
+        return check_callback_url(v)
 
     @field_validator("dataset")
     @classmethod
@@ -115,6 +134,12 @@ class PredictRequest(BaseModel):
 
     model: str = Field(description="id of a succeeded train job")
     dataset: str = Field(description='a named split such as "mnist-sample:test"')
+    callback_url: str | None = None
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, v: str | None) -> str | None:
+        return check_callback_url(v)
 
     @field_validator("dataset")
     @classmethod
@@ -165,6 +190,8 @@ class JobOut(BaseModel):
     worker: str | None
     cancel_requested: bool
     progress: dict[str, Any] | None
+    callback_url: str | None = None
+    webhook: dict[str, Any] | None = None
     result: dict[str, Any] | None
     error: JobError | None
     links: dict[str, str]

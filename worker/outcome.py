@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.exceptions import MnistqError, TrainingCancelled
 from shared.models import Job, JobStatus
+from worker import webhooks
 from worker.lease import JobLease, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,23 @@ def run_claimed(job_id: str, settings: Settings, worker: str, body: Body) -> Non
     log.info("job %s attempt %d started", job.id, job.attempt)
     lease = JobLease(job.id, job.attempt, settings)
     try:
+        _run(job, settings, lease, body)
+    except LeaseLost:
+        log.warning(
+            "job %s attempt %d lost its lease; stopping without writes", job.id, job.attempt
+        )
+        return
+    webhooks.deliver(job.id, settings)
+
+
+def _run(job: Job, settings: Settings, lease: JobLease, body: Body) -> None:
+    """Run the body; every outcome but a lost lease ends in a final state."""
+    try:
         body(job, settings, lease)
         log.info("job %s succeeded", job.id)
     except TrainingCancelled:
         _end(job, JobStatus.cancelled, "cancelled", "Cancelled at the caller's request.")
         log.info("job %s cancelled", job.id)
-    except LeaseLost:
-        log.warning(
-            "job %s attempt %d lost its lease; stopping without writes", job.id, job.attempt
-        )
     except MnistqError as exc:
         _end(job, JobStatus.failed, exc.code, str(exc))
         log.info("job %s failed: %s", job.id, exc)

@@ -23,7 +23,7 @@ from shared.db import session_scope
 from shared.exceptions import PayloadTooLarge
 from shared.keys import Caller
 from shared.models import Blob, BlobKind, Job, JobType
-from shared.schemas import JobOut, PredictRequest
+from shared.schemas import JobOut, PredictRequest, check_callback_url
 from shared.storage import BlobStore, iter_rows
 from shared.uploads import UploadLimits, open_images, sha256_of
 
@@ -50,6 +50,7 @@ PREDICT_BODY = {
                             "format": "binary",
                             "description": "optional IDX labels for an IDX image file",
                         },
+                        "callback_url": {"type": "string", "description": "webhook URL"},
                     },
                 }
             },
@@ -92,6 +93,7 @@ def _submit_named(
         model_job_id=model.id,
         body_sha256=body_hash(request.model_dump()),
         idempotency_key=idempotency_key,
+        callback_url=request.callback_url,
     )
 
 
@@ -103,6 +105,7 @@ def _submit_upload(
     upload: UploadFile,
     labels: UploadFile | None,
     idempotency_key: str | None,
+    callback_url: str | None,
 ) -> tuple[Job, bool]:
     model = get_model(session, caller, model_id)
     sha, size = sha256_of(upload.file)
@@ -163,8 +166,11 @@ def _submit_upload(
             params=params,
             dataset=f"upload:{sha}",
             model_job_id=model.id,
-            body_sha256=body_hash({"model": model.id, "sha256": sha, "labels": labels_sha}),
+            body_sha256=body_hash(
+                {"model": model.id, "sha256": sha, "labels": labels_sha, "callback": callback_url}
+            ),
             idempotency_key=idempotency_key,
+            callback_url=callback_url,
             attach=attach,
         )
     except BaseException:
@@ -202,15 +208,30 @@ async def submit_predict(
             )
         if labels is not None and not isinstance(labels, UploadFile):
             raise ApiError(422, "validation_error", "labels: must be a file field.")
-        unknown = set(form.keys()) - {"model", "file", "labels"}
+        unknown = set(form.keys()) - {"model", "file", "labels", "callback_url"}
         if unknown:
             raise ApiError(422, "validation_error", f"{sorted(unknown)[0]}: unknown form field.")
+        raw_callback = form.get("callback_url")
+        if raw_callback is not None and not isinstance(raw_callback, str):
+            raise ApiError(422, "validation_error", "callback_url: must be a text field.")
+        try:
+            callback_url = check_callback_url(raw_callback or None)
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"callback_url: {exc}.") from exc
         limits = UploadLimits(
             max_bytes=settings.max_upload_bytes, max_rows=settings.max_predict_rows
         )
         try:
             job, created = await run_in_threadpool(
-                _submit_upload, session, caller, limits, model_id, upload, labels, idempotency_key
+                _submit_upload,
+                session,
+                caller,
+                limits,
+                model_id,
+                upload,
+                labels,
+                idempotency_key,
+                callback_url,
             )
         finally:
             await form.close()

@@ -45,8 +45,8 @@ def submit_train(
             f"for dataset {request.dataset!r}, got {request.batch_size:,}.",
             [{"field": "batch_size", "message": f"must be <= {train_count}"}],
         )
-    params = request.model_dump()
-    digest = body_hash(params)
+    params = request.model_dump(exclude={"callback_url"})
+    digest = body_hash(request.model_dump())
     if params["seed"] is None:
         params["seed"] = secrets.randbelow(2**31)  # recorded, so the run can be reproduced
     job, created = submit(
@@ -57,6 +57,7 @@ def submit_train(
         dataset=request.dataset,
         body_sha256=digest,
         idempotency_key=idempotency_key,
+        callback_url=request.callback_url,
     )
     if not created:
         response.status_code = 200

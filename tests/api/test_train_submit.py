@@ -40,6 +40,8 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("malformed upload id", {"dataset": "upload:../../etc"}, "dataset"),
     ("negative seed", {"seed": -1}, "seed"),
     ("body not an object", [1, 2, 3], "body"),
+    ("callback not http", {"callback_url": "ftp://example.com/hook"}, "callback_url"),
+    ("callback relative", {"callback_url": "/hook"}, "callback_url"),
 ]
 
 

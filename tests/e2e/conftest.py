@@ -17,6 +17,7 @@ STACK_ENV = {
     "MNISTQ_REAP_INTERVAL_SECONDS": "1",
     "MNISTQ_REQUEUE_AFTER_SECONDS": "30",
     "MNISTQ_ENV": "test",
+    "MNISTQ_WEBHOOK_SECRET": "e2e-webhook-secret",
 }
 
 
