@@ -2,10 +2,18 @@
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from shared.catalog import (
     BUILTIN_DATASETS,
@@ -40,6 +48,13 @@ def check_callback_url(value: str | None) -> str | None:
     return value
 
 
+CallbackUrl = Annotated[
+    str | None,
+    AfterValidator(check_callback_url),
+    Field(description="POSTed a JSON event when a worker finishes the job (see README)"),
+]
+
+
 class TrainRequest(BaseModel):
     """``POST /v1/jobs/train``: every field optional, defaulting to the seed's values."""
 
@@ -54,14 +69,7 @@ class TrainRequest(BaseModel):
     learning_rate: float = 0.01
     batch_size: StrictInt = 64
     seed: StrictInt | None = None
-    callback_url: str | None = Field(
-        None, description="POSTed a JSON event when a worker finishes the job (see README)"
-    )
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback(cls, v: str | None) -> str | None:
-        return check_callback_url(v)
+    callback_url: CallbackUrl = None
 
     @field_validator("dataset")
     @classmethod
@@ -134,12 +142,7 @@ class PredictRequest(BaseModel):
 
     model: str = Field(description="id of a succeeded train job")
     dataset: str = Field(description='a named split such as "mnist-sample:test"')
-    callback_url: str | None = None
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback(cls, v: str | None) -> str | None:
-        return check_callback_url(v)
+    callback_url: CallbackUrl = None
 
     @field_validator("dataset")
     @classmethod

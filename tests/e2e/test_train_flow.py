@@ -20,6 +20,14 @@ def _forward(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return a.argmax(axis=1)
 
 
+def wait_for_epochs(stack: LocalStack, job_id: str, count: int, timeout: float = 120) -> None:
+    """Return once ``count`` epochs of the job are recorded."""
+    deadline = time.monotonic() + timeout
+    while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < count:
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.05)
+
+
 def test_train_job_end_to_end(stack: LocalStack, sample_npz: Path) -> None:
     """A 2-epoch job runs in the worker, shows epochs while running, and its weights
     reproduce the reported test accuracy."""
@@ -144,10 +152,7 @@ def test_lost_worker_is_reaped_and_the_job_resumes_identically(stack: LocalStack
         "seed": 11,
     }
     job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
-    deadline = time.monotonic() + 120
-    while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < 2:
-        assert time.monotonic() < deadline, stack.logs()
-        time.sleep(0.05)
+    wait_for_epochs(stack, job_id, 2)
     for proc in list(stack.worker_procs):
         parent = psutil.Process(proc.pid)
         for p in [*parent.children(recursive=True), parent]:
@@ -176,10 +181,7 @@ def test_cancel_then_retry_resumes_to_the_same_weights(stack: LocalStack) -> Non
         "seed": 5,
     }
     job_id = stack.client.post("/v1/jobs/train", json=body).json()["id"]
-    deadline = time.monotonic() + 120
-    while len(stack.client.get(f"/v1/jobs/{job_id}/epochs").json()["items"]) < 2:
-        assert time.monotonic() < deadline, stack.logs()
-        time.sleep(0.05)
+    wait_for_epochs(stack, job_id, 2)
     stack.client.post(f"/v1/jobs/{job_id}/cancel")
     assert stack.wait_for_job(job_id)["status"] == "cancelled"
     r = stack.client.post(f"/v1/jobs/{job_id}/retry")
