@@ -261,9 +261,9 @@ def test_large_idx_gz_streams_exactly() -> None:
     np.testing.assert_array_equal(x, big.reshape(9000, 784))
 
 
-@pytest.mark.skipif(not FASHION.exists(), reason="fashion-mnist files not present")
 def test_real_fashion_mnist_idx_gz_with_labels() -> None:
     """The real t10k Fashion-MNIST files open as 10,000 labelled images."""
+    assert FASHION.is_dir(), f"{FASHION} (../shared/data) must sit beside the repo"
     images, labels = FASHION / "t10k-images-idx3-ubyte.gz", FASHION / "t10k-labels-idx1-ubyte.gz"
     with (
         images.open("rb") as f,
@@ -663,9 +663,9 @@ def test_dataset_idx_zip_round_trip(folder: str, compress: bool, test: bool) -> 
     check_dataset(ds, "idx-zip", test)
 
 
-@pytest.mark.skipif(not FASHION.exists(), reason="fashion-mnist files not present")
 def test_dataset_real_fashion_mnist_zip() -> None:
     """The four real Fashion-MNIST files zipped in a folder read as 60,000 + 10,000 images."""
+    assert FASHION.is_dir(), f"{FASHION} (../shared/data) must sit beside the repo"
     members = {f"fashion/{p.name}": p.read_bytes() for p in sorted(FASHION.glob("*.gz"))}
     ds = read_dataset(io.BytesIO(make_zip(members, zipfile.ZIP_STORED)), "fashion.zip")
     assert (ds.train_count, ds.test_count) == (60_000, 10_000)
