@@ -1,7 +1,5 @@
 """Rows to response bodies: the one place the job object's JSON shape is decided."""
 
-from typing import Any
-
 from shared.models import Dataset, EpochMetric, Job, as_utc
 from shared.schemas import DatasetOut, EpochOut, JobError, JobOut
 
@@ -60,7 +58,3 @@ def dataset_out(row: Dataset) -> DatasetOut:
         size=row.size,
         created_at=as_utc(row.created_at),
     )
-
-
-def json_default(value: Any) -> Any:
-    return str(value)

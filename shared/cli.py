@@ -64,7 +64,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_reap(_: argparse.Namespace) -> int:
-    from worker.tasks import reap_once
+    from worker.reaper import reap_once
 
     ids = reap_once()
     print(f"re-enqueued {len(ids)} job(s)" + (": " + ", ".join(ids) if ids else ""))

@@ -16,7 +16,6 @@ from shared.models import JobType
 
 TASK_NAMES = {JobType.train: "mnistq.train", JobType.predict: "mnistq.predict"}
 QUEUES = {JobType.train: "train", JobType.predict: "predict"}
-REAP_TASK = "mnistq.reap"
 
 
 def make_celery(settings: Settings) -> Celery:

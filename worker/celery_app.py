@@ -9,7 +9,7 @@ from celery.signals import worker_process_init, worker_ready
 from shared.config import get_settings
 from shared.db import dispose_engine
 from shared.queue import get_celery
-from worker import tasks
+from worker import reaper, tasks
 from worker.runtime import blas_threads, limit_blas
 
 log = logging.getLogger(__name__)
@@ -25,19 +25,14 @@ def _child_init(**_: object) -> None:
     limit_blas(blas_threads(get_settings().blas_threads, concurrency))
 
 
-def _reaper_loop(stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
-        try:
-            tasks.reap_once()
-        except Exception:  # the reaper must outlive a broker or database hiccup
-            log.exception("reaper pass failed")
-
-
 @worker_ready.connect
 def _start_reaper(**_: object) -> None:
     interval = get_settings().reap_interval_seconds
     if interval > 0:
         thread = threading.Thread(
-            target=_reaper_loop, args=(threading.Event(), interval), daemon=True, name="reaper"
+            target=reaper.run_forever,
+            args=(threading.Event(), interval),
+            daemon=True,
+            name="reaper",
         )
         thread.start()
