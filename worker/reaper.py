@@ -29,7 +29,8 @@ def reap_once() -> list[str]:
             stale_queued_seconds=settings.requeue_after_seconds,
         )
         session.commit()
-        types = dict(session.execute(select(Job.id, Job.type).where(Job.id.in_(ids))).tuples())
+        rows = session.execute(select(Job.id, Job.type).where(Job.id.in_(ids)))
+        types = {job_id: job_type for job_id, job_type in rows}
     for job_id in ids:
         enqueue(types[job_id], job_id)
     if ids:
