@@ -95,10 +95,10 @@ class LocalStack:
         return env
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (lives with the child)
-        return subprocess.Popen(
-            _mnistq() + args, env=self.env(), stdout=logfile, stderr=subprocess.STDOUT
-        )
+        with open(self.log_dir / f"{name}.log", "ab") as logfile:  # the child keeps its copy
+            return subprocess.Popen(
+                _mnistq() + args, env=self.env(), stdout=logfile, stderr=subprocess.STDOUT
+            )
 
     def start_redis(self) -> None:
         if self.redis_url:
@@ -125,7 +125,9 @@ class LocalStack:
         self._wait(lambda: broker_answers(self.redis_url or ""), "private redis-server", 10)
 
     def migrate(self) -> None:
-        subprocess.run(_mnistq() + ["migrate"], env=self.env(), check=True, capture_output=True)
+        r = subprocess.run(_mnistq() + ["migrate"], env=self.env(), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"`mnistq migrate` failed:\n{r.stderr[-3000:]}")
 
     def start_api(self) -> None:
         self.api = self._spawn("api", ["serve", "--host", "127.0.0.1", "--port", str(self.port)])
