@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-FINAL = {"succeeded", "failed", "cancelled"}
+from shared.models import FINISHED_STATUSES
 
 
 # -- service commands ----------------------------------------------------------------------
@@ -143,7 +143,7 @@ def watch(client: httpx.Client, job_id: str, out: Any = sys.stdout) -> dict[str,
                     flush=True,
                 )
                 shown = row["epoch"]
-        if job["status"] in FINAL:
+        if job["status"] in FINISHED_STATUSES:
             return job
         time.sleep(0.2)
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 
+from shared.models import FINISHED_STATUSES
 from shared.queue import broker_answers
 
 log = logging.getLogger(__name__)
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = tuple(sorted(FINISHED_STATUSES))
 
 
 def free_port() -> int:
